@@ -1,0 +1,98 @@
+import ipaddress
+import socket
+
+import numpy as np
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from voice import tts
+from voice.models import Conversation
+from voiceproject.asgi import application
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """Fail any test that tries to leave this machine (gTTS must be faked)."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise OSError(f"Test tried to reach {host}: tests must not need the internet.")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def audio_in_memory(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def fresh_engines():
+    """Engines are per-process singletons; tests that swap them must not leak."""
+    kept = {name: engine for name, engine in tts._instances.items() if name in tts.ENGINES}
+    yield
+    tts._instances.clear()
+    tts._instances.update(kept)
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("mallory", password="pw-mallory-123")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def conversation(user):
+    return Conversation.objects.create(owner=user)
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    return [(b"cookie", cookie), ORIGIN]
+
+
+def chat_communicator(conversation_id: int, headers, query: str = "") -> WebsocketCommunicator:
+    path = f"/ws/chat/{conversation_id}/" + (f"?{query}" if query else "")
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def pcm_samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+
+
+def assert_is_speech(pcm: bytes, sample_rate: int, min_seconds: float, max_seconds: float) -> None:
+    samples = pcm_samples(pcm)
+    seconds = len(samples) / sample_rate
+    assert min_seconds <= seconds <= max_seconds, f"{seconds:.2f} s of audio"
+    rms = float(np.sqrt(np.mean(samples**2)))
+    assert rms > 0.02, f"audio is (nearly) silent: rms {rms:.4f}"
+    # Speech has pauses and loud parts; a constant signal is not speech.
+    window = sample_rate // 50
+    frames = samples[: len(samples) // window * window].reshape(-1, window)
+    energies = np.sqrt((frames**2).mean(axis=1))
+    assert energies.max() > 5 * max(np.percentile(energies, 10), 1e-4), "no dynamics: not speech"
