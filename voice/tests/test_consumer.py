@@ -1,0 +1,342 @@
+"""The chat socket end to end: ASGI stack, session auth, real Piper audio, the database."""
+
+import asyncio
+import base64
+import io
+import json
+import wave
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from voice import protocol
+from voice.models import Conversation, Message
+
+from .conftest import assert_is_speech, chat_communicator, session_headers
+from .engines import FailingEngine, GatedEngine
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREE_SENTENCES = "The weather is lovely today. Shall we go for a walk? I will bring an umbrella, just in case."
+
+
+async def receive_frame(communicator, seconds=20):
+    """One frame as ("event", dict) or ("audio", header, bytes)."""
+    frame = await communicator.receive_output(seconds)
+    if frame["type"] == "websocket.close":
+        return ("close", frame.get("code"))
+    if frame.get("bytes") is not None:
+        return ("audio", *protocol.decode_audio_frame(frame["bytes"]))
+    return ("event", json.loads(frame["text"]))
+
+
+async def until_done(communicator, seconds=30):
+    """Every frame up to and including reply.done."""
+    frames = []
+    async with asyncio.timeout(seconds):
+        while True:
+            frame = await receive_frame(communicator)
+            frames.append(frame)
+            if frame[0] == "event" and frame[1]["type"] == "reply.done":
+                return frames
+
+
+def events(frames, kind=None):
+    found = [f[1] for f in frames if f[0] == "event"]
+    return [e for e in found if kind is None or e["type"] == kind]
+
+
+def audio_frames(frames):
+    return [(f[1], f[2]) for f in frames if f[0] == "audio"]
+
+
+async def connect(conversation, user, query=""):
+    communicator = chat_communicator(conversation.pk, await sync_to_async(session_headers)(user), query)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+@pytest.fixture
+def tone_engine(settings):
+    settings.VOICE_TTS_ENGINE = "voice.tests.engines.ToneEngine"
+
+
+@pytest.fixture
+def gated_engine(settings):
+    settings.VOICE_TTS_ENGINE = "voice.tests.engines.GatedEngine"
+    GatedEngine.calls = 0
+    GatedEngine.gate.clear()
+    yield GatedEngine.gate
+    GatedEngine.gate.set()
+
+
+# --- The whole flow -----------------------------------------------------------
+async def test_a_query_streams_a_spoken_reply_and_stores_both(conversation, user):
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": THREE_SENTENCES})
+    frames = await until_done(communicator)
+
+    user_event, assistant_event = events(frames, "message")[:2]
+    assert user_event["message"]["role"] == "user" and user_event["message"]["text"] == THREE_SENTENCES
+    assert assistant_event["message"]["status"] == "streaming"
+    assert assistant_event["requested_here"] is True
+    reply_id = assistant_event["message"]["id"]
+
+    # Text streams as deltas and adds up to the reply.
+    deltas = events(frames, "reply.delta")
+    assert len(deltas) > 3 and "".join(d["text"] for d in deltas) == THREE_SENTENCES
+
+    (start,) = events(frames, "audio.start")
+    assert start == {
+        "type": "audio.start",
+        "message_id": reply_id,
+        "format": "pcm_s16le",
+        "sample_rate": 22050,
+        "channels": 1,
+    }
+    chunks = audio_frames(frames)
+    assert len(chunks) >= 3  # one per sentence at least
+    assert [h["seq"] for h, _ in chunks] == list(range(len(chunks)))
+    assert {(h["message_id"], h["format"], h["sample_rate"]) for h, _ in chunks} == {(reply_id, "pcm_s16le", 22050)}
+    spans = sorted({(h["text_start"], h["text_end"]) for h, _ in chunks})
+    assert [THREE_SENTENCES[a:b] for a, b in spans] == [
+        "The weather is lovely today.",
+        "Shall we go for a walk?",
+        "I will bring an umbrella, just in case.",
+    ]
+    pcm = b"".join(data for _, data in chunks)
+    assert_is_speech(pcm, 22050, min_seconds=3.5, max_seconds=12)
+
+    # Audio is sent as it is made: every chunk comes before the end of the reply.
+    kinds = [f[1]["type"] if f[0] == "event" else "audio" for f in frames]
+    assert kinds.index("audio") < kinds.index("audio.end") < kinds.index("reply.done")
+    assert max(i for i, k in enumerate(kinds) if k == "audio") < kinds.index("audio.end")
+
+    (end,) = events(frames, "audio.end")
+    assert end["chunks"] == len(chunks)
+    assert end["duration_ms"] == pytest.approx(len(pcm) / 2 / 22.05, abs=2)
+    final = events(frames, "message")[-1]["message"]
+    assert final["status"] == "complete" and final["text"] == THREE_SENTENCES
+    assert final["audio_url"] == end["url"] == f"/messages/{reply_id}/audio/"
+    done = events(frames, "reply.done")[-1]
+    assert done["status"] == "complete"
+    assert 0 < done["metrics"]["ttfa_ms"] < done["metrics"]["reply_ms"] + done["metrics"]["synthesis_ms"]
+    assert done["metrics"]["sentences"] == 3
+    await communicator.disconnect()
+
+    messages = await sync_to_async(list)(conversation.messages.order_by("pk"))
+    assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    reply = messages[1]
+    assert (reply.text, reply.engine, reply.voice, reply.audio_format) == (
+        THREE_SENTENCES,
+        "piper",
+        "en_US-joe-medium",
+        "wav",
+    )
+    assert reply.ttfa_ms == done["metrics"]["ttfa_ms"] and reply.synthesis_ms > 0
+    stored = await sync_to_async(lambda: reply.audio.open("rb").read())()
+    with wave.open(io.BytesIO(stored)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (22050, 2, 1)
+        assert wav.readframes(wav.getnframes()) == pcm
+    conversation = await Conversation.objects.aget(pk=conversation.pk)
+    assert conversation.title == THREE_SENTENCES[:79] + "…"
+
+
+async def test_first_audio_arrives_before_the_rest_is_synthesized(conversation, user, gated_engine):
+    """The engine will not make sentence two until the client holds sentence one's audio."""
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "One. Two. Three."})
+    async with asyncio.timeout(10):
+        while (frame := await receive_frame(communicator))[0] != "audio":
+            assert frame[1]["type"] != "reply.done", "reply finished without streaming audio"
+    assert frame[1]["seq"] == 0
+    gated_engine.set()
+    frames = await until_done(communicator)
+    assert len(audio_frames(frames)) == 2
+    assert events(frames, "reply.done")[0]["status"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_base64_mode_sends_audio_as_json(conversation, user, tone_engine):
+    communicator = await connect(conversation, user, query="audio=base64")
+    await communicator.send_json_to({"type": "query", "text": "First. Second."})
+    frames = await until_done(communicator)
+    assert audio_frames(frames) == []
+    chunks = events(frames, "audio.chunk")
+    assert [c["seq"] for c in chunks] == [0, 1]
+    pcm = b"".join(base64.b64decode(c["data"]) for c in chunks)
+    assert len(pcm) == 2 * 2 * 1600  # two sentences of 0.1 s at 16 kHz
+    assert {c["format"] for c in chunks} == {"pcm_s16le"}
+    await communicator.disconnect()
+
+
+async def test_every_tab_hears_the_reply_but_only_the_asker_is_told_to_play(conversation, user, tone_engine):
+    asking = await connect(conversation, user)
+    watching = await connect(conversation, user)
+    await asking.send_json_to({"type": "query", "text": "Hello both tabs."})
+    asked, watched = await asyncio.gather(until_done(asking), until_done(watching))
+    assert [e["type"] for e in events(asked)] == [e["type"] for e in events(watched)]
+    assert len(audio_frames(asked)) == len(audio_frames(watched)) == 1
+    assert [e["requested_here"] for e in events(asked, "message")] == [True, True, True]
+    assert [e["requested_here"] for e in events(watched, "message")] == [False, False, False]
+    await asking.disconnect()
+    await watching.disconnect()
+
+
+# --- Who may connect ----------------------------------------------------------
+async def test_anonymous_users_are_closed_with_4401(conversation):
+    from .conftest import ORIGIN
+
+    communicator = chat_communicator(conversation.pk, [ORIGIN])
+    connected, _ = await communicator.connect()
+    assert connected  # accepted first, so the browser sees the reason
+    assert await communicator.receive_output(5) == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("whose", ["someone_else", "nobody"])
+async def test_other_peoples_conversations_are_closed_with_4403(conversation, other_user, whose):
+    conversation_id = conversation.pk if whose == "someone_else" else conversation.pk + 1000
+    headers = await sync_to_async(session_headers)(other_user)
+    communicator = chat_communicator(conversation_id, headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output(5) == {"type": "websocket.close", "code": 4403}
+
+
+@pytest.mark.parametrize("origin", [None, b"http://evil.example"])
+async def test_foreign_or_missing_origins_are_refused(conversation, user, origin):
+    headers = [h for h in await sync_to_async(session_headers)(user) if h[0] != b"origin"]
+    if origin:
+        headers.append((b"origin", origin))
+    communicator = chat_communicator(conversation.pk, headers)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+# --- Bad input ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"text_data": "{not json"}, "bad_json"),
+        ({"bytes_data": b"\x00\x01binary"}, "binary_not_supported"),
+        ({"text_data": "[1, 2]"}, "bad_event"),
+        ({"text_data": '{"text": "no type"}'}, "bad_event"),
+        ({"text_data": '{"type": "dance"}'}, "unknown_type"),
+        ({"text_data": '{"type": "query"}'}, "empty_text"),
+        ({"text_data": '{"type": "query", "text": "   \\n "}'}, "empty_text"),
+        ({"text_data": '{"type": "query", "text": 42}'}, "empty_text"),
+        ({"text_data": json.dumps({"type": "query", "text": "x" * 2001})}, "text_too_long"),
+    ],
+)
+async def test_bad_input_gets_an_error_and_the_socket_stays_usable(conversation, user, tone_engine, frame, code):
+    communicator = await connect(conversation, user)
+    await communicator.send_to(**frame)
+    kind, event = await receive_frame(communicator)
+    assert kind == "event" and event["type"] == "error" and event["code"] == code
+    assert event["message"]
+    assert await Message.objects.filter(conversation=conversation).acount() == 0
+    # Still open and working.
+    await communicator.send_json_to({"type": "query", "text": "Still here?"})
+    frames = await until_done(communicator)
+    assert events(frames, "reply.done")[0]["status"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_the_query_limit_is_configurable(conversation, user, tone_engine, settings):
+    settings.VOICE_MAX_QUERY_CHARS = 10
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "eleven char"})
+    _, event = await receive_frame(communicator)
+    assert event["code"] == "text_too_long" and "10" in event["message"]
+    await communicator.disconnect()
+
+
+async def test_a_second_query_while_speaking_is_refused_not_lost_silently(conversation, user, gated_engine):
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "One. Two."})
+    while (await receive_frame(communicator))[0] != "audio":
+        pass
+    await communicator.send_json_to({"type": "query", "text": "Interrupting."})
+    while (frame := await receive_frame(communicator))[0] != "event" or frame[1]["type"] != "error":
+        pass
+    assert frame[1]["code"] == "busy"
+    gated_engine.set()
+    await until_done(communicator)
+    await communicator.disconnect()
+    assert await Message.objects.filter(text="Interrupting.").aexists() is False
+
+
+# --- Failures keep the text ---------------------------------------------------
+async def test_speech_failure_still_delivers_and_stores_the_text(conversation, user, settings):
+    settings.VOICE_TTS_ENGINE = "voice.tests.engines.FailingEngine"
+    FailingEngine.calls = 0
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "Spoken. Not spoken. Not spoken either."})
+    frames = await until_done(communicator)
+    (error,) = events(frames, "error")
+    assert error["code"] == "tts_unreachable" and "continues as text" in error["message"]
+    assert "".join(d["text"] for d in events(frames, "reply.delta")) == "Spoken. Not spoken. Not spoken either."
+    assert events(frames, "reply.done")[0]["status"] == "audio_failed"
+    await communicator.disconnect()
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.text) == ("audio_failed", "Spoken. Not spoken. Not spoken either.")
+    assert "went away" in reply.error
+    assert reply.duration_ms == 100  # the sentence that was spoken is kept
+    assert await Message.objects.filter(role="user").acount() == 1
+
+
+async def test_an_unknown_engine_costs_the_audio_only(conversation, user, settings):
+    settings.VOICE_TTS_ENGINE = "no.such.Engine"
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "Hello."})
+    frames = await until_done(communicator)
+    assert events(frames, "error")[0]["code"] == "tts_unavailable"
+    assert audio_frames(frames) == []
+    await communicator.disconnect()
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.text, bool(reply.audio)) == ("audio_failed", "Hello.", False)
+
+
+class BrokenResponder:
+    async def respond(self, query, history):
+        yield "Half a "
+        raise RuntimeError("model crashed")
+
+
+async def test_a_failing_responder_keeps_the_query_and_the_text_so_far(conversation, user, tone_engine, settings):
+    settings.VOICE_RESPONDER = "voice.tests.test_consumer.BrokenResponder"
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "Tell me everything."})
+    frames = await until_done(communicator)
+    assert events(frames, "error")[0]["code"] == "reply_failed"
+    assert events(frames, "reply.done")[0]["status"] == "failed"
+    await communicator.disconnect()
+    assert await Message.objects.filter(role="user", text="Tell me everything.").aexists()
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.text, reply.error) == ("failed", "Half a ", "model crashed")
+
+
+async def test_cancel_stops_speech_and_stores_what_was_said(conversation, user, gated_engine):
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "One. Two. Three."})
+    while (await receive_frame(communicator))[0] != "audio":
+        pass
+    await communicator.send_json_to({"type": "cancel"})
+    frames = await until_done(communicator, seconds=5)  # the gate stays shut: cancel must not wait for it
+    assert audio_frames(frames) == []
+    assert events(frames, "reply.done")[0]["status"] == "cancelled"
+    await communicator.disconnect()
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.duration_ms) == ("cancelled", 100)
+
+
+async def test_a_reply_survives_its_tab_closing(conversation, user, gated_engine):
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "One. Two."})
+    while (await receive_frame(communicator))[0] != "audio":
+        pass
+    gated_engine.set()
+    await communicator.disconnect()
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.duration_ms) == ("complete", 200)
