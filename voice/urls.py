@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "voice"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("c/new/", views.new_conversation, name="new_conversation"),
+    path("c/", views.create_conversation, name="create_conversation"),
+    path("c/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("messages/<int:pk>/audio/", views.message_audio, name="message_audio"),
+]
