@@ -169,7 +169,19 @@ function send(payload) {
   else outbox.push(text);
 }
 
-async function ensureConversation() {
+function addToSidebar(url, title) {
+  const sidebar = document.getElementById("conversation-list");
+  for (const link of sidebar.querySelectorAll("a[aria-current]")) link.removeAttribute("aria-current");
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = url;
+  link.textContent = title;
+  link.setAttribute("aria-current", "page");
+  item.append(link);
+  sidebar.prepend(item);
+}
+
+async function ensureConversation(firstQuery) {
   if (conversationId) return;
   const response = await fetch(chat.dataset.createUrl, {
     method: "POST",
@@ -181,6 +193,7 @@ async function ensureConversation() {
   conversationId = String(created.id);
   chat.dataset.conversationId = conversationId;
   history.replaceState(null, "", created.url);
+  addToSidebar(created.url, firstQuery.length > 80 ? `${firstQuery.slice(0, 79)}…` : firstQuery);
   connect();
 }
 
@@ -194,7 +207,7 @@ form.addEventListener("submit", async (event) => {
   player.stop();
   sentAt = performance.now();
   try {
-    await ensureConversation();
+    await ensureConversation(text);
   } catch (error) {
     showError(error.message);
     return;
