@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint browser
+.PHONY: install run test lint chromium
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ run: install
 	@echo "Serving http://$(HOST):$(PORT)/ (Ctrl+C stops)"
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install
+# The browser tests drive Debian's chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -40,6 +40,8 @@ Publish = Callable[[dict], Awaitable[None]]
 def accept_query(conversation: Conversation, text: str) -> tuple[Message, Message, list[Message]]:
     """Store the query and a placeholder reply; return them with the earlier history."""
     with transaction.atomic():
+        # Another tab may have changed the voice or speed since this socket opened.
+        conversation.refresh_from_db(fields=["voice", "speed", "title"])
         history = list(conversation.messages.all())
         query = conversation.messages.create(role=Message.Role.USER, text=text)
         reply = conversation.messages.create(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)

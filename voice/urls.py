@@ -9,5 +9,6 @@ urlpatterns = [
     path("c/new/", views.new_conversation, name="new_conversation"),
     path("c/", views.create_conversation, name="create_conversation"),
     path("c/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("c/<int:pk>/settings/", views.conversation_settings, name="conversation_settings"),
     path("messages/<int:pk>/audio/", views.message_audio, name="message_audio"),
 ]

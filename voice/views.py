@@ -5,11 +5,27 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import audio
+from .forms import ConversationSettingsForm
 from .models import Conversation, Message
+from .tts import TTSError, Voice, get_engine
+
+# Offered by the page's speed picker (any value from 0.5 to 2 is accepted).
+SPEEDS = (0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def _voices() -> list[Voice]:
+    try:
+        return get_engine().voices()
+    except TTSError:
+        return []  # the page still works; replies report audio_failed
 
 
 def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
     context = {
+        "voices": _voices(),
+        "speeds": SPEEDS,
+        "current_voice": conversation.voice if conversation else "",
+        "current_speed": conversation.speed if conversation else 1.0,
         "conversation": conversation,
         "conversations": request.user.conversations.all()[:100],
         "messages": conversation.messages.all() if conversation else [],
@@ -37,8 +53,24 @@ def new_conversation(request: HttpRequest) -> HttpResponse:
 @require_POST
 def create_conversation(request: HttpRequest) -> JsonResponse:
     """Called by the page when the first query of a new conversation is sent."""
-    conversation = Conversation.objects.create(owner=request.user)
+    form = ConversationSettingsForm(request.POST or {"voice": "", "speed": 1.0})
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    conversation = form.save(commit=False)
+    conversation.owner = request.user
+    conversation.save()
     return JsonResponse({"id": conversation.pk, "url": conversation.get_absolute_url()}, status=201)
+
+
+@login_required
+@require_POST
+def conversation_settings(request: HttpRequest, pk: int) -> JsonResponse:
+    conversation = get_object_or_404(Conversation, pk=pk, owner=request.user)
+    form = ConversationSettingsForm(request.POST, instance=conversation)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    form.save()
+    return JsonResponse({"voice": conversation.voice, "speed": conversation.speed})
 
 
 @login_required

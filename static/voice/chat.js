@@ -1,5 +1,6 @@
 // The chat page: one socket per conversation, text shown at once, speech
-// played as it streams. User and model text is only ever set as textContent.
+// played as it streams. User and model text is only ever set as text
+// (textContent / text nodes), never parsed as HTML.
 
 import { decodeAudioFrame, decodeBase64Chunk, socketUrl } from "./protocol.js";
 import { StreamPlayer } from "./player.js";
@@ -10,21 +11,31 @@ const form = document.getElementById("composer");
 const input = document.getElementById("query");
 const stopButton = document.getElementById("stop");
 const muteButton = document.getElementById("mute");
+const voicePicker = document.getElementById("voice-picker");
+const speedPicker = document.getElementById("speed-picker");
+const latencyBadge = document.getElementById("latency-badge");
 const statusLine = document.getElementById("connection-status");
 const errorLine = document.getElementById("chat-error");
-const csrfToken = form.closest("main").querySelector("input[name=csrfmiddlewaretoken]").value;
+const csrfToken = chat.querySelector("input[name=csrfmiddlewaretoken]").value;
 
 const player = new StreamPlayer();
-window.voicePlayer = player; // inspectable playback log (tests, benchmarks)
-
 let conversationId = chat.dataset.conversationId || null;
 let socket = null;
 let reconnectDelay = 500;
 let reconnectTimer = null;
 const outbox = []; // queries typed while disconnected, sent on reconnect
 const playHere = new Set(); // ids of replies this tab asked for
+const replyText = new Map(); // message id -> full reply text so far
 let sentAt = null; // performance.now() when Enter was pressed
-window.voiceLatency = []; // Enter-to-first-sound per reply, in ms
+
+// Inspectable by tests and benchmarks.
+window.voicePlayer = player;
+window.voiceLatency = []; // {messageId, ms}: Enter to first sound
+window.voiceReplies = {}; // message id -> {audioEnd, done}
+
+for (const item of list.querySelectorAll(".message--assistant")) {
+  replyText.set(Number(item.dataset.messageId), item.querySelector(".message__text").textContent);
+}
 
 // --- Messages ------------------------------------------------------------
 function messageElement(message) {
@@ -51,7 +62,10 @@ function renderMessage(message) {
   const item = messageElement(message);
   item.dataset.status = message.status;
   item.querySelector(".message__text").textContent = message.text;
-  if (message.role === "assistant") renderMeta(item, message);
+  if (message.role === "assistant") {
+    replyText.set(message.id, message.text);
+    renderMeta(item, message);
+  }
   item.scrollIntoView({ block: "end" });
 }
 
@@ -76,8 +90,25 @@ function renderMeta(item, message) {
 }
 
 function appendDelta(messageId, text) {
+  replyText.set(messageId, (replyText.get(messageId) || "") + text);
   const item = list.querySelector(`[data-message-id="${messageId}"]`);
-  if (item) item.querySelector(".message__text").textContent += text;
+  if (item && !item.classList.contains("message--speaking")) {
+    item.querySelector(".message__text").textContent = replyText.get(messageId);
+  }
+}
+
+function showPending(text) {
+  document.getElementById("messages-empty")?.remove();
+  const item = document.createElement("li");
+  item.className = "message message--user message--pending";
+  const body = document.createElement("p");
+  body.className = "message__text";
+  body.textContent = text;
+  const note = document.createElement("div");
+  note.className = "message__meta";
+  note.textContent = "Waiting for the connection; will send on reconnect.";
+  item.append(body, note);
+  list.append(item);
 }
 
 function showError(text) {
@@ -85,22 +116,38 @@ function showError(text) {
   errorLine.hidden = !text;
 }
 
-function setSpeaking(messageId) {
-  for (const item of list.querySelectorAll(".message--speaking")) item.classList.remove("message--speaking");
+// --- Speaking indicator and sentence highlight -----------------------------
+function highlight(messageId, start, end) {
+  for (const item of list.querySelectorAll(".message--speaking")) {
+    item.classList.remove("message--speaking");
+    const id = Number(item.dataset.messageId);
+    if (replyText.has(id)) item.querySelector(".message__text").textContent = replyText.get(id);
+  }
   if (messageId == null) return;
-  list.querySelector(`[data-message-id="${messageId}"]`)?.classList.add("message--speaking");
+  const item = list.querySelector(`[data-message-id="${messageId}"]`);
+  if (!item) return;
+  item.classList.add("message--speaking");
+  const text = replyText.get(messageId);
+  if (text === undefined || start == null) return;
+  const mark = document.createElement("mark");
+  mark.textContent = text.slice(start, end);
+  item
+    .querySelector(".message__text")
+    .replaceChildren(document.createTextNode(text.slice(0, start)), mark, document.createTextNode(text.slice(end)));
 }
 
 player.onchunkstart = (meta) => {
-  setSpeaking(meta.message_id);
-  if (sentAt !== null && meta.message_id != null) {
-    const latency = Math.round(performance.now() - sentAt);
-    window.voiceLatency.push({ messageId: meta.message_id, ms: latency });
-    console.info(`voice: first sound ${latency} ms after Enter`);
+  highlight(meta.message_id, meta.text_start, meta.text_end);
+  if (sentAt !== null && meta.message_id != null && playHere.has(meta.message_id)) {
+    const ms = Math.round(performance.now() - sentAt);
+    window.voiceLatency.push({ messageId: meta.message_id, ms });
+    latencyBadge.textContent = `first sound ${ms} ms`;
+    latencyBadge.hidden = false;
+    console.info(`voice: first sound ${ms} ms after Enter`);
     sentAt = null;
   }
 };
-player.onidle = () => setSpeaking(null);
+player.onidle = () => highlight(null);
 
 // --- Socket --------------------------------------------------------------
 function connect() {
@@ -112,6 +159,7 @@ function connect() {
     reconnectDelay = 500;
     statusLine.textContent = "";
     chat.dataset.connection = "open";
+    for (const pending of list.querySelectorAll(".message--pending")) pending.remove();
     while (outbox.length && socket.readyState === WebSocket.OPEN) socket.send(outbox.shift());
   };
   socket.onmessage = (frame) => {
@@ -119,19 +167,20 @@ function connect() {
     else onEvent(JSON.parse(frame.data));
   };
   socket.onclose = (event) => {
-    chat.dataset.connection = "closed";
     if (event.code === 4401) {
       location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname)}`);
       return;
     }
     if (event.code === 4403) {
+      chat.dataset.connection = "closed";
       showError("You do not have access to this conversation.");
       return;
     }
-    statusLine.textContent = `Reconnecting in ${Math.round(reconnectDelay / 1000)} s…`;
     chat.dataset.connection = "reconnecting";
+    statusLine.textContent = `Connection lost. Reconnecting in ${(reconnectDelay / 1000).toFixed(1)} s…`;
     reconnectTimer = setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 15000);
+    // Exponential backoff with jitter, so many tabs do not reconnect in step.
+    reconnectDelay = Math.min(reconnectDelay * 2, 15000) * (0.8 + Math.random() * 0.4);
   };
 }
 
@@ -147,26 +196,59 @@ function onEvent(event) {
     case "audio.chunk":
       onAudio(decodeBase64Chunk(event));
       break;
+    case "audio.end":
+      record(event.message_id).audioEnd = event;
+      break;
     case "reply.done":
-      playHere.delete(event.message_id);
+      record(event.message_id).done = event;
       chat.dataset.lastStatus = event.status;
       break;
     case "error":
       showError(event.message);
       break;
     default:
-      break; // audio.start, audio.end: nothing to show
+      break; // audio.start: nothing to show
   }
 }
 
+function record(messageId) {
+  window.voiceReplies[messageId] ??= {};
+  return window.voiceReplies[messageId];
+}
+
 function onAudio({ header, data }) {
+  const received = record(header.message_id);
+  received.bytes = (received.bytes || 0) + data.byteLength;
   if (playHere.has(header.message_id)) player.enqueue(header, data);
 }
 
-function send(payload) {
-  const text = JSON.stringify(payload);
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(text);
-  else outbox.push(text);
+async function post(url, fields) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "X-CSRFToken": csrfToken },
+    body: new URLSearchParams(fields),
+    credentials: "same-origin",
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = body.errors ? Object.values(body.errors).flat().join(" ") : response.statusText;
+    throw new Error(detail || `Request failed (${response.status}).`);
+  }
+  return body;
+}
+
+function pickedSettings() {
+  return { voice: voicePicker.value, speed: speedPicker.value };
+}
+
+async function ensureConversation(firstQuery) {
+  if (conversationId) return;
+  const created = await post(chat.dataset.createUrl, pickedSettings());
+  conversationId = String(created.id);
+  chat.dataset.conversationId = conversationId;
+  history.replaceState(null, "", created.url);
+  addToSidebar(created.url, firstQuery.length > 80 ? `${firstQuery.slice(0, 79)}…` : firstQuery);
+  connect();
 }
 
 function addToSidebar(url, title) {
@@ -179,22 +261,6 @@ function addToSidebar(url, title) {
   link.setAttribute("aria-current", "page");
   item.append(link);
   sidebar.prepend(item);
-}
-
-async function ensureConversation(firstQuery) {
-  if (conversationId) return;
-  const response = await fetch(chat.dataset.createUrl, {
-    method: "POST",
-    headers: { "X-CSRFToken": csrfToken },
-    credentials: "same-origin",
-  });
-  if (!response.ok) throw new Error(`Could not start a conversation (${response.status}).`);
-  const created = await response.json();
-  conversationId = String(created.id);
-  chat.dataset.conversationId = conversationId;
-  history.replaceState(null, "", created.url);
-  addToSidebar(created.url, firstQuery.length > 80 ? `${firstQuery.slice(0, 79)}…` : firstQuery);
-  connect();
 }
 
 // --- Controls ------------------------------------------------------------
@@ -212,8 +278,14 @@ form.addEventListener("submit", async (event) => {
     showError(error.message);
     return;
   }
-  send({ type: "query", text });
   input.value = "";
+  const payload = JSON.stringify({ type: "query", text });
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(payload);
+  } else {
+    outbox.push(payload);
+    showPending(text);
+  }
 });
 
 input.addEventListener("keydown", (event) => {
@@ -225,7 +297,7 @@ input.addEventListener("keydown", (event) => {
 
 function stopSpeech() {
   player.stop();
-  // A cancel is only meaningful now: never queue it for a later connection.
+  // A cancel only means something now: never queue it for a later connection.
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "cancel" }));
 }
 
@@ -241,13 +313,26 @@ muteButton.addEventListener("click", () => {
   muteButton.textContent = muted ? "Unmute" : "Mute";
 });
 
+for (const picker of [voicePicker, speedPicker]) {
+  picker.addEventListener("change", async () => {
+    if (!conversationId) return; // sent when the conversation is created
+    try {
+      await post(`/c/${conversationId}/settings/`, pickedSettings());
+      showError("");
+    } catch (error) {
+      showError(`Could not save the setting: ${error.message}`);
+    }
+  });
+}
+
 list.addEventListener("click", (event) => {
   const replay = event.target.closest(".message__replay");
   if (!replay) return;
   const item = replay.closest("[data-message-id]");
   player.unlock();
+  const messageId = Number(item.dataset.messageId);
   player
-    .playUrl(item.dataset.audioUrl, { message_id: Number(item.dataset.messageId) })
+    .playUrl(item.dataset.audioUrl, { message_id: messageId })
     .catch((error) => showError(`Replay failed: ${error.message}`));
 });
 

@@ -78,3 +78,35 @@ def test_audio_is_404_for_anyone_else(client, other_user, spoken_reply, conversa
     silent = Message.objects.create(conversation=conversation, role="assistant", text="No audio.")
     client.force_login(conversation.owner)
     assert client.get(f"/messages/{silent.pk}/audio/").status_code == 404
+
+
+def test_voice_and_speed_are_saved_per_conversation(client, user, conversation):
+    client.force_login(user)
+    url = f"/c/{conversation.pk}/settings/"
+    response = client.post(url, {"voice": "en_US-joe-medium", "speed": "1.5"})
+    assert response.status_code == 200 and response.json() == {"voice": "en_US-joe-medium", "speed": 1.5}
+    conversation.refresh_from_db()
+    assert (conversation.voice, conversation.speed) == ("en_US-joe-medium", 1.5)
+    page = client.get(conversation.get_absolute_url()).content.decode()
+    assert '<option value="1.5" selected>' in page and '<option value="en_US-joe-medium" selected>' in page
+
+
+@pytest.mark.parametrize(("fields", "field"), [({"voice": "nope", "speed": "1"}, "voice"), ({"speed": "9"}, "speed")])
+def test_bad_settings_are_400_with_the_reason(client, user, conversation, fields, field):
+    client.force_login(user)
+    response = client.post(f"/c/{conversation.pk}/settings/", fields)
+    assert response.status_code == 400 and field in response.json()["errors"]
+    assert client.post("/c/", fields).status_code == 400
+    conversation.refresh_from_db()
+    assert (conversation.voice, conversation.speed) == ("", 1.0)
+
+
+def test_settings_of_others_are_404(client, other_user, conversation):
+    client.force_login(other_user)
+    assert client.post(f"/c/{conversation.pk}/settings/", {"speed": "1.5"}).status_code == 404
+
+
+def test_a_new_conversation_takes_the_picked_settings(client, user):
+    client.force_login(user)
+    response = client.post("/c/", {"voice": "", "speed": "0.75"})
+    assert Conversation.objects.get(pk=response.json()["id"]).speed == 0.75
