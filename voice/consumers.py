@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from urllib.parse import parse_qs
 
@@ -16,18 +17,23 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import protocol
-from .models import Conversation
-from .replies import Reply, accept_query
+from . import dispatch, protocol
+from .models import Conversation, Message
+from .replies import CHANNEL_LAYER_ERRORS, Reply, accept_query
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_UNAVAILABLE = 4503
+UNAVAILABLE = "The live service is unavailable right now (channel layer down); try again in a moment."
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
-    reply: Reply | None = None
+    reply: dispatch.InlineReply | dispatch.WorkerReply | None = None
     reply_task: asyncio.Task | None = None
+    joined = False
 
     async def connect(self) -> None:
         # Accept before closing: a close before accept becomes an HTTP 403 and
@@ -44,7 +50,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
-        await self.channel_layer.group_add(self.conversation.group_name, self.channel_name)
+        try:
+            await self.channel_layer.group_add(self.conversation.group_name, self.channel_name)
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("Channel layer unavailable")
+            await self.send_event(protocol.error_event("unavailable", UNAVAILABLE))
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        self.joined = True
 
     @database_sync_to_async
     def _owned_conversation(self, user) -> Conversation | None:
@@ -52,11 +65,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return Conversation.objects.filter(pk=conversation_id, owner=user).first()
 
     async def disconnect(self, code: int) -> None:
-        if self.conversation is not None:
-            await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
-        # The reply goes on for the other tabs and for the history.
+        if self.joined:
+            try:
+                await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
+            except CHANNEL_LAYER_ERRORS:
+                pass  # the group entry expires by itself
         if self.reply_task is not None:
-            await asyncio.shield(self.reply_task)
+            await self.reply.detach(self.reply_task)
 
     # --- From the client ---------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -84,13 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise protocol.ProtocolError("busy", "A reply is still being spoken: cancel it first.")
         query, reply_message, history = await accept_query(self.conversation, text)
         group = self.conversation.group_name
-        await self.channel_layer.group_send(
-            group, {"type": "message", "origin": self.channel_name, "message": query.as_event_payload()}
-        )
-        await self.channel_layer.group_send(
-            group, {"type": "message", "origin": self.channel_name, "message": reply_message.as_event_payload()}
-        )
-        self.reply = Reply(
+        reply = Reply(
             message=reply_message,
             query=text,
             history=history,
@@ -100,20 +109,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
             origin=self.channel_name,
             received_at=received_at,
         )
+        try:
+            for message in (query, reply_message):
+                await self.channel_layer.group_send(
+                    group, {"type": "message", "origin": self.channel_name, "message": message.as_event_payload()}
+                )
+        except CHANNEL_LAYER_ERRORS:
+            # The query is stored; only the live part is down. Say so at once.
+            logger.exception("Channel layer unavailable")
+            await database_sync_to_async(Message.objects.filter(pk=reply_message.pk).update)(
+                status=Message.Status.FAILED, error="The channel layer was unavailable."
+            )
+            await self.send_event(protocol.error_event("unavailable", "Your message was saved. " + UNAVAILABLE))
+            return
+        self.reply = dispatch.start(reply, self.channel_layer, reply_to=self.channel_name, group=group)
         self.reply_task = asyncio.create_task(self.reply.run())
 
     async def on_cancel(self, event: dict) -> None:
         if self.reply is not None and self.reply_task is not None and not self.reply_task.done():
-            self.reply.cancel()
-            await self.reply_task
+            await self.reply.cancel(self.reply_task)
 
     # --- From the group ----------------------------------------------------
     async def send_event(self, event: dict) -> None:
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
 
     async def forward(self, event: dict) -> None:
+        self.observe(event)
         event = {key: value for key, value in event.items() if key != "origin"}
         await self.send_event(event)
+
+    def observe(self, event: dict) -> None:
+        """Let a reply handed to a worker see its progress."""
+        if self.reply is not None:
+            self.reply.observe(event)
 
     async def message(self, event: dict) -> None:
         requested_here = event.get("origin") == self.channel_name
@@ -126,7 +154,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     error = forward
 
     async def audio_chunk(self, event: dict) -> None:
+        self.observe(event)
         if self.base64_audio:
             await self.send_event(protocol.audio_chunk_event(event["header"], event["data"]))
         else:
             await self.send(bytes_data=protocol.encode_audio_frame(event["header"], event["data"]))
+
+    # --- From a speech worker ---------------------------------------------
+    async def tts_accepted(self, event: dict) -> None:
+        if self.reply is not None:
+            await self.reply.accepted(event)

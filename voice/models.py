@@ -54,6 +54,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Speech (assistant messages only).
+    # Which process produces the reply: claimed once, so that a late worker
+    # and a consumer that gave up on it never both produce it.
+    produced_by = models.CharField(max_length=200, blank=True)
     engine = models.CharField(max_length=50, blank=True)
     voice = models.CharField(max_length=100, blank=True)
     audio = models.FileField(upload_to="voice/audio/%Y/%m/", blank=True)
@@ -77,6 +80,13 @@ class Message(models.Model):
         if not self.audio:
             return None
         return reverse("voice:message_audio", args=[self.pk])
+
+    def claim(self, producer: str) -> bool:
+        """Atomically become the producer of this reply; False if another process is."""
+        claimed = bool(type(self).objects.filter(pk=self.pk, produced_by="").update(produced_by=producer))
+        if claimed:
+            self.produced_by = producer
+        return claimed
 
     def as_event_payload(self) -> dict:
         """The message as the wire protocol's `message` event carries it."""

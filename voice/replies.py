@@ -17,21 +17,44 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from . import audio
 from .models import Conversation, Message
-from .protocol import error_event
 from .responders import get_responder
 from .sentences import Sentence, SentenceSplitter
 from .tts import BaseEngine, TTSError, get_engine
 
 logger = logging.getLogger(__name__)
 
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # channels-redis not installed
+    RedisError = OSError
+
+# What a channel layer raises when it cannot deliver (Redis down, queue full).
+CHANNEL_LAYER_ERRORS = (OSError, RedisError, ChannelFull)
+
 # Channel-layer messages must stay well under the spec's 1 MB.
 MAX_CHUNK_BYTES = 256 * 1024
+
+# What a Reply writes: never produced_by, which belongs to the claim.
+REPLY_FIELDS = [
+    "text",
+    "status",
+    "error",
+    "engine",
+    "voice",
+    "audio",
+    "audio_format",
+    "duration_ms",
+    "ttfa_ms",
+    "reply_ms",
+    "synthesis_ms",
+]
 
 Publish = Callable[[dict], Awaitable[None]]
 
@@ -74,6 +97,7 @@ class Reply:
     speed: float = 1.0
     origin: str = ""  # channel name of the connection that asked
     received_at: float = field(default_factory=time.monotonic)  # time.monotonic() of the query
+    speech_error: TTSError | None = None  # set: produce the text only, reporting this
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(received_at=self.received_at)
@@ -95,11 +119,21 @@ class Reply:
             await asyncio.shield(self._finish())
         return self.message
 
+    async def abandon(self, text: str, error: TTSError) -> None:
+        """Store and announce a reply whose producer went silent: the text seen so far, audio_failed."""
+        self.text = text
+        self.audio_error = error
+        await self._send_error(error.code, str(error))
+        await self._finish()
+
     def cancel(self) -> None:
         """Stop at once; the text and audio so far are stored as ``cancelled``."""
         self.cancelled = True
         for task in self._tasks:
             task.cancel()
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self._send("error", code=code, message=message, message_id=self.message.pk)
 
     async def _send(self, event_type: str, **payload) -> None:
         await self.publish({"type": event_type, "origin": self.origin, **payload})
@@ -119,7 +153,7 @@ class Reply:
         except Exception as exc:
             logger.exception("Responder failed for message %s", self.message.pk)
             self.reply_error = exc
-            await self._send("error", **_payload(error_event("reply_failed", f"The reply failed: {exc}")))
+            await self._send_error("reply_failed", f"The reply failed: {exc}")
         finally:
             # Speak what there is, even after a responder failure.
             if not self.cancelled:
@@ -130,6 +164,8 @@ class Reply:
 
     async def _speak(self) -> None:
         try:
+            if self.speech_error is not None:
+                raise self.speech_error
             # Resolved here so that a misconfigured engine or voice costs the
             # audio only, like any other speech failure.
             self.engine = self.engine or get_engine()
@@ -151,7 +187,7 @@ class Reply:
     async def _audio_failed(self, exc: Exception) -> None:
         self.audio_error = exc
         code = getattr(exc, "code", "tts_failed")
-        await self._send("error", **_payload(error_event(code, f"Speech failed; the reply continues as text. {exc}")))
+        await self._send_error(code, f"Speech failed; the reply continues as text. {exc}")
 
     async def _speak_sentence(self, sentence: Sentence) -> None:
         self.metrics.sentences += 1
@@ -213,19 +249,23 @@ class Reply:
             message.audio = None
             message.status = Message.Status.AUDIO_FAILED
             message.error = f"Storing the audio failed: {exc}"
-            await database_sync_to_async(message.save)()
-            await self._send("error", **_payload(error_event("audio_not_stored", message.error)))
+            await database_sync_to_async(message.save)(update_fields=REPLY_FIELDS)
+            await self._send_error("audio_not_stored", message.error)
 
-        if self.recording:
-            await self._send(
-                "audio.end",
-                message_id=message.pk,
-                chunks=self.seq,
-                duration_ms=message.duration_ms,
-                url=message.audio_url,
-            )
-        await self._send("message", message=message.as_event_payload())
-        await self._send("reply.done", message_id=message.pk, status=message.status, metrics=self.summary())
+        try:
+            if self.recording:
+                await self._send(
+                    "audio.end",
+                    message_id=message.pk,
+                    chunks=self.seq,
+                    duration_ms=message.duration_ms,
+                    url=message.audio_url,
+                )
+            await self._send("message", message=message.as_event_payload())
+            await self._send("reply.done", message_id=message.pk, status=message.status, metrics=self.summary())
+        except CHANNEL_LAYER_ERRORS:
+            # The reply is stored; clients see it when they reload or reconnect.
+            logger.exception("Could not announce the end of reply %s", message.pk)
 
     def _store(self) -> None:
         message = self.message
@@ -237,7 +277,7 @@ class Reply:
                 ContentFile(self.recording.file_bytes()),
                 save=False,
             )
-        message.save()
+        message.save(update_fields=REPLY_FIELDS)
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
 
     def summary(self) -> dict:
@@ -251,8 +291,3 @@ class Reply:
             "chunks": self.seq,
             "real_time_factor": round(self.metrics.synthesis_seconds / duration, 3) if duration else None,
         }
-
-
-def _payload(event: dict) -> dict:
-    """An event's fields without its type (``_send`` sets that)."""
-    return {key: value for key, value in event.items() if key != "type"}

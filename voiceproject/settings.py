@@ -60,8 +60,10 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    # Daphne first, so that `runserver` serves the ASGI application.
+    # Daphne first, so that `runserver` serves the ASGI application; voice
+    # before channels, so that its fault-tolerant `runworker` wins.
     "daphne",
+    "voice",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -69,7 +71,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "voice",
 ]
 
 MIDDLEWARE = [
@@ -126,10 +127,35 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channel layer ----------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
+    # RedisChannelLayer, not the pub/sub layer: a job sent to "voice-tts" goes
+    # to exactly one worker and waits in Redis while no worker listens.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py 8 defaults to a 5 s read timeout, which races
+                        # channels_redis' 5 s blocking pop (channels_redis#422).
+                        # Longer than that pop, but never infinite: a Redis that
+                        # vanishes still surfaces as an error, not a hang.
+                        "socket_timeout": 10,
+                        "socket_connect_timeout": 5,
+                    }
+                ],
+                # A message not received within this many seconds is dropped.
+                # Audio is consumed at once; jobs outlive this only if no worker
+                # runs at all, and then the consumer has long given up.
+                "expiry": env_int("CHANNEL_LAYER_EXPIRY", 60),
+                # Per-channel queue length. group_send drops silently past it,
+                # so leave room for a long reply's chunks queued for a slow client.
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
+                "channel_capacity": {"voice-tts": env_int("VOICE_TTS_QUEUE_CAPACITY", 500)},
+                # Fernet-encrypt messages at rest in Redis with a key derived
+                # from SECRET_KEY (every process must share the secret).
+                "symmetric_encryption_keys": [SECRET_KEY],
+            },
         }
     }
 else:
@@ -173,6 +199,15 @@ STORAGES = {
 VOICE_TTS_ENGINE = os.environ.get("VOICE_TTS_ENGINE", "piper")
 VOICE_TTS_VOICE = os.environ.get("VOICE_TTS_VOICE", "")
 VOICE_TTS_THREADS = env_int("VOICE_TTS_THREADS", os.cpu_count() or 1)
+# "inline": speech in the server process. "worker": `manage.py runworker voice-tts`
+# processes produce replies (needs REDIS_URL).
+VOICE_TTS_DISPATCH = os.environ.get("VOICE_TTS_DISPATCH", "inline")
+# Seconds a worker has to accept a job, and may then go silent mid-reply,
+# before the consumer gives up and stores the text as audio_failed.
+VOICE_TTS_WORKER_TIMEOUT = env_float("VOICE_TTS_WORKER_TIMEOUT", 10.0)
+VOICE_TTS_STALL_TIMEOUT = env_float("VOICE_TTS_STALL_TIMEOUT", 15.0)
+# Replies one worker process produces at once.
+VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
 VOICE_RESPONDER = os.environ.get("VOICE_RESPONDER", "voice.responders.ReadAloudResponder")
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")

@@ -1,14 +1,19 @@
+import asyncio
 import ipaddress
+import json
 import socket
 
 import numpy as np
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from voice import tts
+from voice import protocol, tts
 from voice.models import Conversation
 from voiceproject.asgi import application
+
+from .engines import GatedEngine
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -96,3 +101,55 @@ def assert_is_speech(pcm: bytes, sample_rate: int, min_seconds: float, max_secon
     frames = samples[: len(samples) // window * window].reshape(-1, window)
     energies = np.sqrt((frames**2).mean(axis=1))
     assert energies.max() > 5 * max(np.percentile(energies, 10), 1e-4), "no dynamics: not speech"
+
+
+# --- Talking to the chat socket ------------------------------------------------
+async def receive_frame(communicator, seconds=20):
+    """One frame as ("event", dict) or ("audio", header, bytes)."""
+    frame = await communicator.receive_output(seconds)
+    if frame["type"] == "websocket.close":
+        return ("close", frame.get("code"))
+    if frame.get("bytes") is not None:
+        return ("audio", *protocol.decode_audio_frame(frame["bytes"]))
+    return ("event", json.loads(frame["text"]))
+
+
+async def until_done(communicator, seconds=30):
+    """Every frame up to and including reply.done."""
+    frames = []
+    async with asyncio.timeout(seconds):
+        while True:
+            frame = await receive_frame(communicator)
+            frames.append(frame)
+            if frame[0] == "event" and frame[1]["type"] == "reply.done":
+                return frames
+
+
+def events(frames, kind=None):
+    found = [f[1] for f in frames if f[0] == "event"]
+    return [e for e in found if kind is None or e["type"] == kind]
+
+
+def audio_frames(frames):
+    return [(f[1], f[2]) for f in frames if f[0] == "audio"]
+
+
+async def connect(conversation, user, query=""):
+    communicator = chat_communicator(conversation.pk, await sync_to_async(session_headers)(user), query)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+@pytest.fixture
+def tone_engine(settings):
+    settings.VOICE_TTS_ENGINE = "voice.tests.engines.ToneEngine"
+
+
+@pytest.fixture
+def gated_engine(settings):
+    settings.VOICE_TTS_ENGINE = "voice.tests.engines.GatedEngine"
+    GatedEngine.calls = 0
+    GatedEngine.gate.clear()
+    yield GatedEngine.gate
+    GatedEngine.gate.set()

@@ -9,66 +9,23 @@ import wave
 import pytest
 from asgiref.sync import sync_to_async
 
-from voice import protocol
 from voice.models import Conversation, Message
 
-from .conftest import assert_is_speech, chat_communicator, session_headers
-from .engines import FailingEngine, GatedEngine
+from .conftest import (
+    assert_is_speech,
+    audio_frames,
+    chat_communicator,
+    connect,
+    events,
+    receive_frame,
+    session_headers,
+    until_done,
+)
+from .engines import FailingEngine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREE_SENTENCES = "The weather is lovely today. Shall we go for a walk? I will bring an umbrella, just in case."
-
-
-async def receive_frame(communicator, seconds=20):
-    """One frame as ("event", dict) or ("audio", header, bytes)."""
-    frame = await communicator.receive_output(seconds)
-    if frame["type"] == "websocket.close":
-        return ("close", frame.get("code"))
-    if frame.get("bytes") is not None:
-        return ("audio", *protocol.decode_audio_frame(frame["bytes"]))
-    return ("event", json.loads(frame["text"]))
-
-
-async def until_done(communicator, seconds=30):
-    """Every frame up to and including reply.done."""
-    frames = []
-    async with asyncio.timeout(seconds):
-        while True:
-            frame = await receive_frame(communicator)
-            frames.append(frame)
-            if frame[0] == "event" and frame[1]["type"] == "reply.done":
-                return frames
-
-
-def events(frames, kind=None):
-    found = [f[1] for f in frames if f[0] == "event"]
-    return [e for e in found if kind is None or e["type"] == kind]
-
-
-def audio_frames(frames):
-    return [(f[1], f[2]) for f in frames if f[0] == "audio"]
-
-
-async def connect(conversation, user, query=""):
-    communicator = chat_communicator(conversation.pk, await sync_to_async(session_headers)(user), query)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-@pytest.fixture
-def tone_engine(settings):
-    settings.VOICE_TTS_ENGINE = "voice.tests.engines.ToneEngine"
-
-
-@pytest.fixture
-def gated_engine(settings):
-    settings.VOICE_TTS_ENGINE = "voice.tests.engines.GatedEngine"
-    GatedEngine.calls = 0
-    GatedEngine.gate.clear()
-    yield GatedEngine.gate
-    GatedEngine.gate.set()
 
 
 # --- The whole flow -----------------------------------------------------------
