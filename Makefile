@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+# The suite runs twice: on SQLite, then on this PostgreSQL (trust auth).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/voice
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -31,7 +33,9 @@ chromium:
 
 test: install chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	env -u DATABASE_URL $(BIN)/python -m pytest
+	@echo "--- the same suite on PostgreSQL (the deployment tests always use it) ---"
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -m "not deployment"
 
 lint: install
 	$(BIN)/ruff check .

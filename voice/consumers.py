@@ -18,8 +18,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import dispatch, protocol
+from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .models import Conversation, Message
-from .replies import CHANNEL_LAYER_ERRORS, Reply, accept_query
+from .replies import Reply, accept_query
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
         try:
-            await self.channel_layer.group_add(self.conversation.group_name, self.channel_name)
+            await retrying(self.channel_layer.group_add, self.conversation.group_name, self.channel_name)
         except CHANNEL_LAYER_ERRORS:
             logger.exception("Channel layer unavailable")
             await self.send_event(protocol.error_event("unavailable", UNAVAILABLE))
@@ -111,8 +112,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         try:
             for message in (query, reply_message):
-                await self.channel_layer.group_send(
-                    group, {"type": "message", "origin": self.channel_name, "message": message.as_event_payload()}
+                await retrying(
+                    self.channel_layer.group_send,
+                    group,
+                    {"type": "message", "origin": self.channel_name, "message": message.as_event_payload()},
                 )
         except CHANNEL_LAYER_ERRORS:
             # The query is stored; only the live part is down. Say so at once.

@@ -27,7 +27,8 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from .replies import CHANNEL_LAYER_ERRORS, Reply
+from .layers import CHANNEL_LAYER_ERRORS, retrying
+from .replies import Reply
 from .tts import TTSError
 
 WORKER_CHANNEL = "voice-tts"
@@ -100,7 +101,7 @@ class WorkerReply:
 
     async def run(self) -> None:
         try:
-            await self.channel_layer.send(WORKER_CHANNEL, self.job())
+            await retrying(self.channel_layer.send, WORKER_CHANNEL, self.job())
         except CHANNEL_LAYER_ERRORS as exc:
             busy = isinstance(exc, ChannelFull)
             await self._produce_here(
@@ -171,7 +172,9 @@ class WorkerReply:
             self.cancel_requested = True
 
     async def _send_cancel(self) -> None:
-        await self.channel_layer.send(self.cancel_channel, {"type": "tts.cancel", "message_id": self.message_id})
+        await retrying(
+            self.channel_layer.send, self.cancel_channel, {"type": "tts.cancel", "message_id": self.message_id}
+        )
 
     async def detach(self, task: asyncio.Task) -> None:
         """The asking socket closed. A worker's reply goes on without us; our own is finished."""

@@ -88,6 +88,11 @@ class Message(models.Model):
             self.produced_by = producer
         return claimed
 
+    def release(self, producer: str) -> None:
+        """Give up a claim, so that another process may produce this reply."""
+        type(self).objects.filter(pk=self.pk, produced_by=producer).update(produced_by="")
+        self.produced_by = ""
+
     def as_event_payload(self) -> dict:
         """The message as the wire protocol's `message` event carries it."""
         return {

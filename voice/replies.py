@@ -17,26 +17,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
-from channels.exceptions import ChannelFull
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from . import audio
+from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .models import Conversation, Message
 from .responders import get_responder
 from .sentences import Sentence, SentenceSplitter
 from .tts import BaseEngine, TTSError, get_engine
 
 logger = logging.getLogger(__name__)
-
-try:
-    from redis.exceptions import RedisError
-except ImportError:  # channels-redis not installed
-    RedisError = OSError
-
-# What a channel layer raises when it cannot deliver (Redis down, queue full).
-CHANNEL_LAYER_ERRORS = (OSError, RedisError, ChannelFull)
 
 # Channel-layer messages must stay well under the spec's 1 MB.
 MAX_CHUNK_BYTES = 256 * 1024
@@ -136,7 +128,7 @@ class Reply:
         await self._send("error", code=code, message=message, message_id=self.message.pk)
 
     async def _send(self, event_type: str, **payload) -> None:
-        await self.publish({"type": event_type, "origin": self.origin, **payload})
+        await retrying(self.publish, {"type": event_type, "origin": self.origin, **payload})
 
     async def _write(self) -> None:
         splitter = SentenceSplitter()

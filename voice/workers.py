@@ -16,6 +16,7 @@ from channels.db import aclose_old_connections, database_sync_to_async
 from django.conf import settings
 
 from .dispatch import producer_name
+from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .models import Message
 from .replies import Reply
 
@@ -23,41 +24,48 @@ logger = logging.getLogger(__name__)
 
 
 class SpeechWorker(AsyncConsumer):
-    # runworker runs one instance per channel per process: these are per process.
-    _slots: asyncio.Semaphore | None = None
-    _running: set[asyncio.Task]
+    """runworker runs one instance per channel per process: this state is per process."""
 
-    def slots(self) -> asyncio.Semaphore:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(settings.VOICE_WORKER_CONCURRENCY)
-            self._running = set()
-        return self._slots
+    slots: asyncio.Semaphore | None = None
+    cancel_channel: str | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.replies: dict[int, Reply] = {}
+        self.tasks: set[asyncio.Task] = set()
 
     async def tts_reply(self, job: dict) -> None:
         if time.time() > job["deadline"]:
             logger.warning("Dropping reply %s: it waited past its deadline", job["message_id"])
             return
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(settings.VOICE_WORKER_CONCURRENCY)
+            await self._listen_for_cancels()
         # Full: stop taking jobs, so that idle workers get them.
-        await self.slots().acquire()
+        await self.slots.acquire()
+        message = Message(pk=job["message_id"])
+        producer = producer_name("worker")
         try:
             await aclose_old_connections()
-            producer = producer_name("worker")
-            if not await database_sync_to_async(Message(pk=job["message_id"]).claim)(producer):
-                self.slots().release()
-                return  # someone else produces it
-            cancel_channel = await self.channel_layer.new_channel()
+            if not await database_sync_to_async(message.claim)(producer):
+                self.slots.release()
+                return  # another process produces it
             reply = await self._reply_for(job)
-            await self.channel_layer.send(
+            await retrying(
+                self.channel_layer.send,
                 job["reply_to"],
-                {"type": "tts.accepted", "message_id": job["message_id"], "cancel_channel": cancel_channel},
+                {"type": "tts.accepted", "message_id": message.pk, "cancel_channel": self.cancel_channel},
             )
         except Exception:
-            self.slots().release()
-            raise
-        task = asyncio.create_task(self._produce(reply, cancel_channel))
-        # Keep a reference: the event loop holds tasks only weakly.
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+            # Unacknowledged: let the server that asked produce it instead.
+            logger.exception("Could not take reply %s", message.pk)
+            await database_sync_to_async(message.release)(producer)
+            self.slots.release()
+            return
+        self.replies[message.pk] = reply
+        task = asyncio.create_task(self._produce(reply))
+        self.tasks.add(task)  # the event loop holds tasks only weakly
+        task.add_done_callback(self.tasks.discard)
 
     @database_sync_to_async
     def _reply_for(self, job: dict) -> Reply:
@@ -76,16 +84,35 @@ class SpeechWorker(AsyncConsumer):
             received_at=time.monotonic() - max(0.0, time.time() - job["received_wall"]),
         )
 
-    async def _produce(self, reply: Reply, cancel_channel: str) -> None:
-        async def cancel_on_request() -> None:
-            await self.channel_layer.receive(cancel_channel)
-            reply.cancel()
-
-        watcher = asyncio.create_task(cancel_on_request())
+    async def _produce(self, reply: Reply) -> None:
         try:
             await reply.run()
         except Exception:
             logger.exception("Reply %s failed in the worker", reply.message.pk)
         finally:
-            watcher.cancel()
-            self.slots().release()
+            self.replies.pop(reply.message.pk, None)
+            self.slots.release()
+
+    async def _listen_for_cancels(self) -> None:
+        """One listener for the whole process, never cancelled mid-receive.
+
+        channels_redis loses a message popped for another channel of this
+        process if a receive() is cancelled while it waits: so no per-reply
+        listeners that come and go.
+        """
+        self.cancel_channel = await self.channel_layer.new_channel()
+
+        async def listen() -> None:
+            while True:
+                try:
+                    event = await self.channel_layer.receive(self.cancel_channel)
+                except CHANNEL_LAYER_ERRORS as exc:
+                    logger.warning("Cancel listener: channel layer unavailable (%s)", exc)
+                    await asyncio.sleep(1)
+                    continue
+                reply = self.replies.get(event.get("message_id"))
+                if reply is not None:
+                    reply.cancel()
+
+        task = asyncio.create_task(listen())
+        self.tasks.add(task)

@@ -6,6 +6,7 @@ the repository: without DJANGO_SECRET_KEY a random key is generated once and
 kept in the data directory.
 """
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -58,6 +59,10 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Served over HTTPS by a proxy that sets X-Forwarded-Proto (docs/deploy.md).
+if env_bool("DJANGO_HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     # Daphne first, so that `runserver` serves the ASGI application; voice
@@ -148,6 +153,8 @@ if REDIS_URL:
                 # Audio is consumed at once; jobs outlive this only if no worker
                 # runs at all, and then the consumer has long given up.
                 "expiry": env_int("CHANNEL_LAYER_EXPIRY", 60),
+                # Lets several deployments (or test runs) share one Redis.
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),
                 # Per-channel queue length. group_send drops silently past it,
                 # so leave room for a long reply's chunks queued for a slow client.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
@@ -191,7 +198,13 @@ WHITENOISE_USE_FINDERS = True
 # configuration alone.
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", DATA_DIR / "media"))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Shared storage for several servers and workers, e.g. S3 with
+    # django-storages: DJANGO_DEFAULT_STORAGE=storages.backends.s3.S3Storage
+    # and DJANGO_STORAGE_OPTIONS='{"bucket_name": "voice-audio"}'.
+    "default": {
+        "BACKEND": os.environ.get("DJANGO_DEFAULT_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("DJANGO_STORAGE_OPTIONS", "{}")),
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

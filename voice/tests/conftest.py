@@ -18,6 +18,25 @@ from .engines import GatedEngine
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def drop_stray_connections(django_db_setup, django_db_blocker):
+    """Let the test database be dropped on PostgreSQL.
+
+    Async tests reach the database from executor threads, whose connections
+    outlive the tests; PostgreSQL refuses to drop a database still in use.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def no_internet(monkeypatch):
     """Fail any test that tries to leave this machine (gTTS must be faked)."""

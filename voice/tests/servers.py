@@ -1,23 +1,34 @@
-"""Real server processes for end-to-end tests and benchmarks.
+"""Real processes for end-to-end tests and benchmarks.
 
-``Site`` is a deployment: a data directory (file database, stored audio) and
-environment, migrated, with a demo login. ``DaphneServer`` runs the ASGI
-application in its own Daphne process, which can be stopped and started again
-on the same port (to drop every socket, as a crash or deploy would).
+``Site`` is one deployment: a data directory, its database (a file SQLite, or
+a fresh PostgreSQL database of its own) and its environment, migrated, with a
+demo login. ``DaphneServer`` and ``WorkerProcess`` run it as a real deployment
+does; ``RedisServer`` is a private Redis that can be stopped and started again;
+``ChatClient`` talks to a server over real HTTP and WebSockets.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from websockets.sync.client import connect as ws_connect
+
+from voice import protocol
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-password-for-tests"
+POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -26,18 +37,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(check, timeout: float, what: str, log=lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} within {timeout} s:\n{log()}")
+
+
 class Site:
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    """A deployment's data and settings. ``database="postgres"`` gets a fresh database, dropped by ``destroy``."""
+
+    def __init__(self, data_dir: Path, database: str = "inherit", **env: str) -> None:
         self.data_dir = Path(data_dir)
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "voiceproject.settings",
             "DJANGO_DATA_DIR": str(self.data_dir),
             "DJANGO_SECRET_KEY": "not-secret-test-key-" + "x" * 40,
+            "CHANNEL_LAYER_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        self.env.setdefault("DATABASE_URL", f"sqlite:///{self.data_dir / 'db.sqlite3'}")
+        inherited = self.env.get("DATABASE_URL", "")
+        self.pg_database: str | None = None
+        if database == "postgres" or (database == "inherit" and inherited.startswith("postgres")):
+            # Never the developer's database: one of our own.
+            self.pg_database = f"voice_site_{uuid.uuid4().hex[:10]}"
+            self._postgres(f'CREATE DATABASE "{self.pg_database}"')
+            self.env["DATABASE_URL"] = urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{self.pg_database}"))
+        elif database in ("sqlite", "inherit"):
+            self.env["DATABASE_URL"] = f"sqlite:///{self.data_dir / 'db.sqlite3'}"
+
+    @staticmethod
+    def _postgres(statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(statement)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -47,48 +85,55 @@ class Site:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def shell(self, code: str) -> str:
+        """Run Python with Django set up for this site; returns what it printed."""
+        return self.manage("shell", "--no-imports", "-c", code).strip()
+
     def setup(self, username: str = "demo") -> Site:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.manage("migrate", "--noinput")
         self.manage("demouser", "--username", username, "--password", PASSWORD)
         return self
 
+    def destroy(self) -> None:
+        if self.pg_database:
+            self._postgres(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
 
-class DaphneServer:
-    def __init__(self, site: Site, port: int | None = None) -> None:
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, site: Site, name: str) -> None:
         self.site = site
-        self.port = port or free_port()
         self.process: subprocess.Popen | None = None
-        self.log_path = site.data_dir / f"daphne-{self.port}.log"
+        self.log_path = site.data_dir / f"{name}.log"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self, timeout: float = 30) -> DaphneServer:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "voiceproject.asgi:application"],
-            cwd=BASE_DIR,
-            env=self.site.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Daphne exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"Daphne did not answer within {timeout} s:\n{self.log()}")
+    def ready(self) -> bool:
+        """Whether the process serves yet."""
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=BASE_DIR, env=self.site.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+        def ready_or_dead() -> bool:
+            if not self.running():
+                raise RuntimeError(f"{self.command()[:3]} exited:\n{self.log()}")
+            return self.ready()
+
+        wait_until(ready_or_dead, timeout, f"{type(self).__name__} not ready", self.log)
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        if self.running():
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -97,5 +142,136 @@ class DaphneServer:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """As a crash would: no chance to clean up."""
+        if self.running():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+class DaphneServer(Process):
+    def __init__(self, site: Site, port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(site, f"daphne-{self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "voiceproject.asgi:application",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
+class WorkerProcess(Process):
+    """``manage.py runworker voice-tts``."""
+
+    count = 0
+
+    def __init__(self, site: Site) -> None:
+        WorkerProcess.count += 1
+        super().__init__(site, f"worker-{WorkerProcess.count}")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "runworker", "voice-tts"]
+
+    def ready(self) -> bool:
+        # Logged by the speech engine's warm-up, once the worker has loaded.
+        return "Speech engine" in self.log()
+
+
+class RedisServer(Process):
+    """A private Redis, so that tests can take it away."""
+
+    def __init__(self, site: Site, port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(site, f"redis-{self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class ChatClient:
+    """A logged-in user of one server, over real HTTP and WebSockets."""
+
+    def __init__(self, server: DaphneServer, username: str = "demo", password: str = PASSWORD) -> None:
+        self.server = server
+        self.http = requests.Session()
+        self.http.get(f"{server.url}/accounts/login/").raise_for_status()
+        response = self.http.post(
+            f"{server.url}/accounts/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]},
+            headers={"Referer": f"{server.url}/accounts/login/"},
+            allow_redirects=False,
+        )
+        if response.status_code != 302:
+            raise RuntimeError(f"Login failed ({response.status_code})")
+
+    def new_conversation(self) -> int:
+        response = self.http.post(f"{self.server.url}/c/", headers={"X-CSRFToken": self.http.cookies["csrftoken"]})
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def open(self, conversation_id: int, query: str = ""):
+        cookies = "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+        url = f"ws://127.0.0.1:{self.server.port}/ws/chat/{conversation_id}/" + (f"?{query}" if query else "")
+        return ws_connect(
+            url,
+            additional_headers={"Cookie": cookies, "Origin": self.server.url},
+            max_size=None,
+            open_timeout=10,
+        )
+
+
+def send_query(socket_, text: str) -> None:
+    socket_.send(json.dumps({"type": "query", "text": text}))
+
+
+def read_frame(socket_, timeout: float) -> tuple:
+    """("event", dict) or ("audio", header, bytes), as the test helpers of the consumer."""
+    frame = socket_.recv(timeout=timeout)
+    if isinstance(frame, bytes):
+        return ("audio", *protocol.decode_audio_frame(frame))
+    return ("event", json.loads(frame))
+
+
+def read_reply(socket_, timeout: float = 30) -> list[tuple]:
+    """Every frame up to and including a reply.done."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = read_frame(socket_, max(0.01, deadline - time.monotonic()))
+        frames.append(frame)
+        if frame[0] == "event" and frame[1]["type"] == "reply.done":
+            return frames

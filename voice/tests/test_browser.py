@@ -35,6 +35,7 @@ def server(tmp_path_factory):
     daphne = DaphneServer(site).start()
     yield daphne
     daphne.stop()
+    site.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,15 @@ import logging
 from channels.management.commands.runworker import Command as ChannelsRunworker
 from channels.worker import Worker
 
-from voice.replies import CHANNEL_LAYER_ERRORS
+from voice.layers import CHANNEL_LAYER_ERRORS
 
 logger = logging.getLogger("voice.worker")
 
 
 class ResilientWorker(Worker):
-    max_backoff = 10.0
+    # Short, so that jobs sent right after Redis returns are taken well within
+    # VOICE_TTS_WORKER_TIMEOUT; a connection attempt every 2 s costs nothing.
+    max_backoff = 2.0
 
     async def listener(self, channel):
         loop = asyncio.get_running_loop()

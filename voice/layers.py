@@ -1,0 +1,32 @@
+"""Talking to the channel layer when it may be failing.
+
+Redis can vanish and come back; the first command on a pooled connection that
+predates the restart then fails, and a second on a fresh one succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from channels.exceptions import ChannelFull
+
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # channels-redis not installed
+    RedisError = OSError
+
+# What a channel layer raises when it cannot deliver.
+TRANSIENT_ERRORS = (OSError, RedisError)
+CHANNEL_LAYER_ERRORS = (*TRANSIENT_ERRORS, ChannelFull)
+
+
+async def retrying(call: Callable[..., Awaitable], *args, attempts: int = 2, pause: float = 0.2):
+    """``await call(*args)``, once more after a transient failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call(*args)
+        except TRANSIENT_ERRORS:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(pause)
