@@ -8,7 +8,7 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/voice
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint chromium
+.PHONY: install run test lint chromium bench
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ test: install chromium
 
 lint: install
 	$(BIN)/ruff check .
+
+# Prints tables and writes docs/benchmarks.md with plots (a few minutes).
+bench: install
+	$(BIN)/python -m bench

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -131,7 +132,7 @@ class Reply:
         await retrying(self.publish, {"type": event_type, "origin": self.origin, **payload})
 
     async def _write(self) -> None:
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS)
         try:
             async for delta in get_responder().respond(self.query, self.history):
                 if not delta:

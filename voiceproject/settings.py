@@ -224,6 +224,12 @@ VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
 VOICE_RESPONDER = os.environ.get("VOICE_RESPONDER", "voice.responders.ReadAloudResponder")
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")
+# ONNX Runtime threads per synthesis (0: its default, all cores). 1 gives the
+# best throughput when VOICE_TTS_THREADS syntheses run at once (docs/benchmarks.md).
+VOICE_PIPER_THREADS = env_int("VOICE_PIPER_THREADS", 0)
+# A reply's first segment ends at its first clause break at least this many
+# characters in, so speech starts sooner (0: whole first sentence).
+VOICE_FIRST_CLAUSE_CHARS = env_int("VOICE_FIRST_CLAUSE_CHARS", 24)
 VOICE_GTTS_TIMEOUT = env_float("VOICE_GTTS_TIMEOUT", 10.0)
 
 LOGGING = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import PASSWORD, DaphneServer, Site
+from voice.testing import PASSWORD, DaphneServer, Site
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,9 @@ import wave
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from voice.testing import ChatClient, DaphneServer, RedisServer, Site, WorkerProcess, read_frame, read_reply, send_query
+
 from .conftest import assert_is_speech
-from .servers import ChatClient, DaphneServer, RedisServer, Site, WorkerProcess, read_frame, read_reply, send_query
 
 pytestmark = pytest.mark.deployment
 

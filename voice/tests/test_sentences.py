@@ -42,3 +42,26 @@ def test_long_runs_without_punctuation_are_cut_at_a_word_or_clause():
 
 def test_blank_input_gives_nothing():
     assert split_all("   \n\n  ") == []
+
+
+def test_the_first_segment_may_end_at_a_clause():
+    splitter = SentenceSplitter(first_clause_chars=24)
+    text = "This is sentence number one of the reply, and it has words. Then, a second one, whole."
+    found = []
+    for i in range(0, len(text), 3):
+        found += splitter.feed(text[i : i + 3])
+    found += splitter.flush()
+    assert [s.text for s in found] == [
+        "This is sentence number one of the reply,",
+        "and it has words.",
+        "Then, a second one, whole.",
+    ]
+    assert all(text[s.start : s.end] == s.text for s in found)
+
+
+def test_short_first_clauses_and_sentences_are_not_cut():
+    splitter = SentenceSplitter(first_clause_chars=24)
+    assert [s.text for s in splitter.feed("Well, yes. Of course, certainly, as you say. ")] == [
+        "Well, yes.",
+        "Of course, certainly, as you say.",
+    ]

@@ -79,10 +79,20 @@ class PiperEngine(BaseEngine):
         """The loaded PiperVoice for ``voice``, loading it on first use."""
         with _load_lock:
             if voice.id not in self._models:
+                import onnxruntime
                 from piper import PiperVoice
 
                 _voice, model_path, config_path = self._discover()[voice.id]
-                self._models[voice.id] = PiperVoice.load(model_path, config_path)
+                model = PiperVoice.load(model_path, config_path)
+                threads = getattr(settings, "VOICE_PIPER_THREADS", 0)
+                if threads:
+                    options = onnxruntime.SessionOptions()
+                    options.intra_op_num_threads = threads
+                    options.inter_op_num_threads = 1
+                    model.session = onnxruntime.InferenceSession(
+                        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                    )
+                self._models[voice.id] = model
             return self._models[voice.id]
 
     def generate(self, text: str, voice: Voice, speed: float) -> Iterator[AudioChunk]:

@@ -26,7 +26,7 @@ from websockets.sync.client import connect as ws_connect
 
 from voice import protocol
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 PASSWORD = "demo-password-for-tests"
 POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -154,8 +154,16 @@ class Process:
 
 
 class DaphneServer(Process):
-    def __init__(self, site: Site, port: int | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        port: int | None = None,
+        application: str = "voiceproject.asgi:application",
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
+        self.application = application
+        self.options = options
         super().__init__(site, f"daphne-{self.port}")
 
     @property
@@ -171,7 +179,8 @@ class DaphneServer(Process):
             "127.0.0.1",
             "-p",
             str(self.port),
-            "voiceproject.asgi:application",
+            *self.options,
+            self.application,
         ]
 
     def ready(self) -> bool:

@@ -1,0 +1,216 @@
+"""What the benchmark measures. Every figure comes from real processes over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+import lameenc
+from websockets.asyncio.client import connect
+
+from voice import audio, protocol
+from voice.testing import ChatClient, DaphneServer
+
+PCM_BYTES_PER_SECOND = 22050 * 2  # Piper: 22,050 Hz, 16-bit mono
+
+
+def reply_text(sentences: int) -> str:
+    return " ".join(
+        f"This is sentence number {n} of the reply, and it carries a handful of ordinary words."
+        for n in range(1, sentences + 1)
+    )
+
+
+def first_sentence(text: str) -> str:
+    return text.split(". ")[0] + "."
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- The engine alone ----------------------------------------------------------
+def engine_floor(engine, text: str, repeats: int) -> float:
+    """Seconds for the engine alone to synthesize the first sentence of ``text`` (median)."""
+    sentence = first_sentence(text)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _chunk in engine.synthesize(sentence):
+            pass
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def real_time_factor(engine, text: str, repeats: int) -> tuple[float, float]:
+    """(synthesis seconds / audio seconds, audio seconds), medians."""
+    factors, durations = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        seconds = sum(chunk.duration for chunk in engine.synthesize(text))
+        factors.append((time.perf_counter() - started) / seconds)
+        durations.append(seconds)
+    return median(factors), median(durations)
+
+
+# --- Over the wire ---------------------------------------------------------------
+@dataclass
+class Exchange:
+    """One query and its reply, as the client saw it."""
+
+    ttfa: float | None = None  # query sent -> first audio byte
+    total: float | None = None  # query sent -> reply complete
+    audio_seconds: float = 0.0
+    wire_bytes: int = 0  # every frame of the reply, as received
+    audio_frame_bytes: int = 0  # the frames that carry audio, headers included
+    audio_bytes: int = 0
+    chunks: int = 0
+    chunks_announced: int = 0
+    lost: int = 0
+    error: str | None = None
+    seqs: list[int] = field(default_factory=list)
+
+
+def _headers(client: ChatClient) -> dict:
+    cookies = "; ".join(f"{name}={value}" for name, value in client.http.cookies.items())
+    return {"Cookie": cookies, "Origin": client.server.url}
+
+
+async def ours(client: ChatClient, conversation: int, text: str, query: str = "") -> Exchange:
+    """Our streaming path: binary frames (or base64 JSON with query="audio=base64")."""
+    url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/" + (f"?{query}" if query else "")
+    result = Exchange()
+    async with connect(url, additional_headers=_headers(client), max_size=None, open_timeout=30) as socket:
+        started = time.perf_counter()
+        await socket.send(json.dumps({"type": "query", "text": text}))
+        async for frame in socket:
+            result.wire_bytes += len(frame)
+            if isinstance(frame, bytes):
+                header, data = protocol.decode_audio_frame(frame)
+            else:
+                event = json.loads(frame)
+                if event["type"] == "audio.chunk":
+                    header, data = event, base64.b64decode(event["data"])
+                else:
+                    if event["type"] == "audio.end":
+                        result.chunks_announced = event["chunks"]
+                    if event["type"] == "error":
+                        result.error = event["code"]
+                    if event["type"] == "reply.done":
+                        result.total = time.perf_counter() - started
+                        if event["status"] != "complete":
+                            result.error = result.error or event["status"]
+                        break
+                    continue
+            if result.ttfa is None:
+                result.ttfa = time.perf_counter() - started
+            result.audio_frame_bytes += len(frame)
+            result.chunks += 1
+            result.seqs.append(header["seq"])
+            result.audio_bytes += len(data)
+            result.audio_seconds += audio.pcm_duration(len(data), header["sample_rate"])
+    result.lost = max(0, result.chunks_announced - result.chunks) + (result.seqs != list(range(len(result.seqs))))
+    return result
+
+
+async def baseline(server: DaphneServer, text: str) -> Exchange:
+    """The usual approach: the whole reply, then one base64 JSON message."""
+    result = Exchange()
+    url = f"ws://127.0.0.1:{server.port}/ws/baseline/"
+    async with connect(url, max_size=None, open_timeout=30) as socket:
+        started = time.perf_counter()
+        await socket.send(json.dumps({"text": text}))
+        frame = await socket.recv()
+        result.ttfa = result.total = time.perf_counter() - started
+        result.wire_bytes = result.audio_frame_bytes = len(frame)
+        wav = base64.b64decode(json.loads(frame)["data"])
+        chunk = audio.read_wav(wav)
+        result.audio_bytes = len(chunk.data)
+        result.audio_seconds = chunk.duration
+        result.chunks = result.chunks_announced = 1
+    return result
+
+
+def mp3_bytes_per_second(pcm: bytes, sample_rate: int = 22050, kbps: int = 64) -> float:
+    """What the same audio costs as MP3 (a real encoder, for comparison)."""
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(kbps)
+    encoder.set_in_sample_rate(sample_rate)
+    encoder.set_out_sample_rate(sample_rate)
+    encoder.set_channels(1)
+    encoder.set_quality(5)
+    encoded = bytes(encoder.encode(pcm) + encoder.flush())
+    return len(encoded) / (len(pcm) / (2 * sample_rate))
+
+
+# --- Server memory ----------------------------------------------------------------
+class PeakMemory:
+    """Samples a process's resident memory while a block runs."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        self.pid = pid
+        self.every = every
+        self.peak_kib = 0
+        self._stop = threading.Event()
+
+    def _rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, self._rss_kib())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model}
+
+
+async def concurrent(clients: list[tuple[ChatClient, int]], text: str) -> tuple[list[Exchange], float]:
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(ours(client, conversation, text) for client, conversation in clients), return_exceptions=True
+    )
+    wall = time.perf_counter() - started
+    exchanges = []
+    for result in results:
+        if isinstance(result, BaseException):
+            exchanges.append(Exchange(error=type(result).__name__))
+        else:
+            exchanges.append(result)
+    return exchanges, wall
