@@ -11,7 +11,8 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     results = run(quick=True, out=tmp_path / "benchmarks.md")
     for n, ttfa in results["ttfa"].items():
         assert ttfa["errors"] == 0, n
-        assert 0 < ttfa["floor"] < ttfa["ours"] <= ttfa["ours_total"]
+        # The first clause can beat the whole-sentence floor; never the finished reply.
+        assert ttfa["floor"] > 0 and 0 < ttfa["ours"] <= ttfa["ours_total"]
         assert ttfa["baseline"] > 0
     # Three sentences: the baseline waits for all of them, we for the first.
     assert results["ttfa"][3]["baseline"] > results["ttfa"][3]["ours"]
