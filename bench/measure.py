@@ -11,7 +11,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import lameenc
 from websockets.asyncio.client import connect
 
 from voice import audio, protocol
@@ -146,13 +145,8 @@ async def baseline(server: DaphneServer, text: str) -> Exchange:
 
 def mp3_bytes_per_second(pcm: bytes, sample_rate: int = 22050, kbps: int = 64) -> float:
     """What the same audio costs as MP3 (a real encoder, for comparison)."""
-    encoder = lameenc.Encoder()
-    encoder.set_bit_rate(kbps)
-    encoder.set_in_sample_rate(sample_rate)
-    encoder.set_out_sample_rate(sample_rate)
-    encoder.set_channels(1)
-    encoder.set_quality(5)
-    encoded = bytes(encoder.encode(pcm) + encoder.flush())
+    encoder = audio.Mp3Encoder(sample_rate, kbps=kbps)
+    encoded = encoder.encode(pcm) + encoder.flush()
     return len(encoded) / (len(pcm) / (2 * sample_rate))
 
 

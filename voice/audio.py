@@ -181,6 +181,38 @@ class Recording:
         return wav_bytes(data, first.sample_rate, first.channels)
 
 
+def streaming_wav_header(sample_rate: int, channels: int = 1) -> bytes:
+    """A WAV header for PCM16 of unknown length (sizes at their maximum, as streaming servers do)."""
+    byte_rate = sample_rate * channels * 2
+    return (
+        b"RIFF" + (0xFFFFFFFF).to_bytes(4, "little") + b"WAVE"
+        + b"fmt " + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + channels.to_bytes(2, "little")
+        + sample_rate.to_bytes(4, "little") + byte_rate.to_bytes(4, "little")
+        + (channels * 2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+        + b"data" + (0xFFFFFFFF).to_bytes(4, "little")
+    )  # fmt: skip
+
+
+class Mp3Encoder:
+    """PCM16 in, MP3 out, a piece at a time (LAME, through lameenc)."""
+
+    def __init__(self, sample_rate: int, channels: int = 1, kbps: int = 64) -> None:
+        import lameenc
+
+        self._encoder = lameenc.Encoder()
+        self._encoder.set_bit_rate(kbps)
+        self._encoder.set_in_sample_rate(sample_rate)
+        self._encoder.set_out_sample_rate(sample_rate)
+        self._encoder.set_channels(channels)
+        self._encoder.set_quality(5)
+
+    def encode(self, pcm: bytes) -> bytes:
+        return bytes(self._encoder.encode(pcm))
+
+    def flush(self) -> bytes:
+        return bytes(self._encoder.flush())
+
+
 # --- MP3 frame headers (MPEG-1/2/2.5 Layer III) ------------------------------
 _MP3_BITRATES = {
     1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),

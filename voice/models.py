@@ -1,6 +1,11 @@
+import hashlib
+import hmac
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import Truncator
 
 TITLE_CHARS = 80
@@ -103,3 +108,95 @@ class Message(models.Model):
             "created_at": self.created_at.isoformat(),
             "audio_url": self.audio_url,
         }
+
+
+class ApiKey(models.Model):
+    """A key for the speech API. Only its hash is stored; the key is shown once."""
+
+    PREFIX = "vk_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    lookup = models.CharField(max_length=16, unique=True, editable=False)
+    hashed = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}{self.lookup}… ({self.user})"
+
+    @staticmethod
+    def _hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple["ApiKey", str]:
+        """A new key and its plain text (not stored anywhere)."""
+        lookup = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        key = cls.objects.create(user=user, name=name, lookup=lookup, hashed=cls._hash(secret))
+        return key, f"{cls.PREFIX}{lookup}_{secret}"
+
+    @classmethod
+    def authenticate(cls, plain: str) -> "ApiKey | None":
+        if not plain.startswith(cls.PREFIX) or "_" not in plain[len(cls.PREFIX) :]:
+            return None
+        lookup, _, secret = plain[len(cls.PREFIX) :].partition("_")
+        key = cls.objects.select_related("user").filter(lookup=lookup, revoked_at=None).first()
+        if key is None or not hmac.compare_digest(key.hashed, cls._hash(secret)) or not key.user.is_active:
+            return None
+        cls.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        return key
+
+
+class SpeechToken(models.Model):
+    """A single-use ticket for one synthesis over the token WebSocket."""
+
+    token = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE)
+    text = models.TextField()
+    voice = models.CharField(max_length=100)
+    speed = models.FloatField(default=1.0)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token for {self.voice}, {len(self.text)} chars"
+
+    @classmethod
+    def redeem(cls, token: str) -> "SpeechToken | None":
+        """The token's request, once: None if unknown, used or expired."""
+        now = timezone.now()
+        if not cls.objects.filter(token=token, used_at=None, expires_at__gt=now).update(used_at=now):
+            return None
+        return cls.objects.select_related("user", "api_key").get(token=token)
+
+
+class SpeechRequest(models.Model):
+    """One synthesis through the API, for accounting."""
+
+    class Api(models.TextChoices):
+        VIVOKA = "vivoka", "Token WebSocket"
+        OPENAI = "openai", "OpenAI /v1/audio/speech"
+
+    api = models.CharField(max_length=16, choices=Api.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    voice = models.CharField(max_length=100)
+    characters = models.PositiveIntegerField()
+    response_format = models.CharField(max_length=16, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttfa_ms = models.PositiveIntegerField("time to first audio (ms)", null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.api} {self.voice} {self.characters} chars"

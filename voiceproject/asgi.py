@@ -15,10 +15,21 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from voice import routing  # noqa: E402
 from voice.tts import warm_up  # noqa: E402
 
+# Browser sockets ride on the session cookie: check the Origin. API sockets
+# carry a single-use token and come from any program: they have no Origin.
+chat_websockets = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns)))
+api_websockets = URLRouter(routing.api_websocket_urlpatterns)
+
+
+async def websockets(scope, receive, send):
+    handler = api_websockets if scope["path"].startswith("/v1/ws/") else chat_websockets
+    return await handler(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
+        "websocket": websockets,
         "channel": ChannelNameRouter(routing.channel_workers),
     }
 )

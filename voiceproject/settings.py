@@ -168,6 +168,13 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Cache (API rate limits) -------------------------------------------------
+# Shared by every process when Redis is configured; per process otherwise.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -231,6 +238,12 @@ VOICE_PIPER_THREADS = env_int("VOICE_PIPER_THREADS", 0)
 # characters in, so speech starts sooner (0: whole first sentence).
 VOICE_FIRST_CLAUSE_CHARS = env_int("VOICE_FIRST_CLAUSE_CHARS", 24)
 VOICE_GTTS_TIMEOUT = env_float("VOICE_GTTS_TIMEOUT", 10.0)
+
+# --- Speech API (docs/api.md) ---
+# Anonymous use, for trusted local networks only.
+VOICE_API_ALLOW_ANONYMOUS = env_bool("VOICE_API_ALLOW_ANONYMOUS", False)
+VOICE_API_TOKEN_TTL = env_int("VOICE_API_TOKEN_TTL", 60)  # seconds
+VOICE_API_RATE_LIMIT = env_int("VOICE_API_RATE_LIMIT", 60)  # requests per minute per key (or user, or address)
 
 LOGGING = {
     "version": 1,

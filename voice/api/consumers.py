@@ -1,0 +1,64 @@
+"""The Vivoka-style synthesis socket: ``/v1/ws/<token>``.
+
+The token (from ``POST /v1/voice-synthesis/synthesize``) is the credential: it
+is single-use and short-lived, so this socket needs neither cookies nor an
+Origin header, and non-browser clients connect as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from ..models import SpeechRequest, SpeechToken
+from ..tts import TTSError, get_engine
+from .auth import Caller
+from .views import pcm_stream, record
+
+CLOSE_BAD_TOKEN = 4401
+PCM_DATA_URI = "data:audio/pcm;base64,"
+
+
+class TokenSynthesisConsumer(AsyncWebsocketConsumer):
+    task: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        token = await database_sync_to_async(SpeechToken.redeem)(self.scope["url_route"]["kwargs"]["token"])
+        if token is None:
+            await self.send_json({"error": {"code": "invalid_token", "message": "Unknown, used or expired token."}})
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        self.task = asyncio.create_task(self.speak(token))
+
+    async def disconnect(self, code: int) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        pass  # nothing to say to us; the stream is one-way
+
+    async def send_json(self, payload: dict) -> None:
+        await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+
+    async def speak(self, token: SpeechToken) -> None:
+        caller = Caller(user=token.user, api_key=token.api_key, ident="")
+        engine = get_engine()
+        voice = await database_sync_to_async(engine.get_voice)(token.voice)
+        stats: dict = {}
+        chunks = 0
+        await self.send_json({"event": {"type": "started", "voice_id": voice.id, "sample_rate": voice.sample_rate}})
+        try:
+            async for chunk in pcm_stream(engine, token.text, voice.id, token.speed, stats):
+                chunks += 1
+                await self.send_json({"data": PCM_DATA_URI + base64.b64encode(chunk.data).decode("ascii")})
+            await self.send_json({"event": {"type": "finished", "duration_ms": stats["duration_ms"], "chunks": chunks}})
+        except TTSError as exc:
+            await self.send_json({"error": {"code": exc.code, "message": str(exc)}})
+        finally:
+            await record(caller, SpeechRequest.Api.VIVOKA, voice.id, token.text, "pcm", stats)
+        await self.close()
