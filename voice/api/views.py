@@ -47,6 +47,14 @@ async def authorize(request: HttpRequest) -> Caller:
     return caller
 
 
+async def accept_post(request: HttpRequest) -> tuple[Caller, dict]:
+    """The caller and JSON body of a POST, or ApiError."""
+    if request.method != "POST":
+        raise ApiError(405, "method_not_allowed", "POST a JSON body.")
+    caller = await authorize(request)
+    return caller, parse_json(request)
+
+
 def parse_json(request: HttpRequest) -> dict:
     try:
         payload = json.loads(request.body or b"")
@@ -58,7 +66,7 @@ def parse_json(request: HttpRequest) -> dict:
 
 
 def resolve(text, voice, speed, *, text_param: str = "text", voice_param: str = "voice_id") -> tuple:
-    """(engine, voice id, speed) for a request, or ApiError 400."""
+    """(engine, voice id, speed, sample rate) for a request, or ApiError 400."""
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "empty_text", "There is no text to say.", text_param)
     if len(text) > settings.VOICE_MAX_QUERY_CHARS:
@@ -67,7 +75,7 @@ def resolve(text, voice, speed, *, text_param: str = "text", voice_param: str = 
         )
     engine = get_engine()
     try:
-        chosen = engine.get_voice(None if voice in OPENAI_VOICES else voice).id
+        chosen = engine.get_voice(None if voice in OPENAI_VOICES else voice)
     except TTSError as exc:
         raise ApiError(400, "unknown_voice", str(exc), voice_param) from exc
     try:
@@ -76,7 +84,7 @@ def resolve(text, voice, speed, *, text_param: str = "text", voice_param: str = 
         speed = check_speed(1.0 if speed is None else speed)
     except TTSError as exc:
         raise ApiError(400, exc.code, str(exc), "speed") from exc
-    return engine, chosen, speed
+    return engine, chosen.id, speed, chosen.sample_rate
 
 
 async def record(caller: Caller, api: str, voice: str, text: str, response_format: str, stats: dict) -> None:
@@ -126,15 +134,11 @@ async def voices(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt  # API keys are not cookies; sessions are CSRF-checked in identify()
 async def synthesize(request: HttpRequest) -> JsonResponse:
-    if request.method != "POST":
-        return vivoka_error(ApiError(405, "method_not_allowed", "POST a JSON body."))
     try:
-        caller = await authorize(request)
-        payload = parse_json(request)
-        engine, voice, speed = await sync_to_async(resolve)(
+        caller, payload = await accept_post(request)
+        _engine, voice, speed, sample_rate = await sync_to_async(resolve)(
             payload.get("text"), payload.get("voice_id"), payload.get("speed")
         )
-        sample_rate = (await sync_to_async(engine.get_voice)(voice)).sample_rate
         token = await SpeechToken.objects.acreate(
             token=secrets.token_urlsafe(32),
             user=caller.user,
@@ -152,11 +156,8 @@ async def synthesize(request: HttpRequest) -> JsonResponse:
 # --- OpenAI compatible ------------------------------------------------------------
 @csrf_exempt
 async def speech(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return openai_error(ApiError(405, "method_not_allowed", "POST a JSON body."))
     try:
-        caller = await authorize(request)
-        payload = parse_json(request)
+        caller, payload = await accept_post(request)
         response_format = payload.get("response_format", "mp3")
         if response_format not in CONTENT_TYPES:
             raise ApiError(
@@ -165,10 +166,9 @@ async def speech(request: HttpRequest) -> HttpResponse:
                 f"response_format {response_format!r} is not supported; use one of {', '.join(CONTENT_TYPES)}.",
                 "response_format",
             )
-        engine, voice, speed = await sync_to_async(resolve)(
+        engine, voice, speed, sample_rate = await sync_to_async(resolve)(
             payload.get("input"), payload.get("voice"), payload.get("speed"), text_param="input", voice_param="voice"
         )
-        sample_rate = (await sync_to_async(engine.get_voice)(voice)).sample_rate
     except ApiError as error:
         return openai_error(error)
 
