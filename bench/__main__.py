@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import measure
+from .piper_http import PiperHttpServer, timed_post
 from .report import Report
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -43,11 +44,15 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
         server = DaphneServer(
             site, application="bench.asgi:application", options=("--websocket-max-message-size", "0")
         ).start()
+        piper_http = PiperHttpServer(site).start()
         try:
             client = ChatClient(server)
             results.update(asyncio.run(_over_the_wire(client, server, engine, repeats, lengths, levels)))
+            api_key = site.manage("create_api_key", "demo").strip().splitlines()[-1]
+            results["http"] = _speech_api_vs_piper(server, piper_http, api_key, repeats, lengths)
         finally:
             server.stop()
+            piper_http.stop()
             site.destroy()
 
     # Engine speed, in this process.
@@ -111,6 +116,31 @@ async def _over_the_wire(client, server, engine, repeats, lengths, levels) -> di
         "whole reply incl. text events, binary": binary.wire_bytes / binary.audio_seconds,
     }
     return {"ttfa": ttfa, "concurrency": concurrency, "wire": wire}
+
+
+def _speech_api_vs_piper(server, piper_http, api_key, repeats, lengths) -> dict:
+    """Time to first audio byte and total, our /v1/audio/speech (wav) vs Piper's HTTP server."""
+    results = {}
+    for n in lengths:
+        text = measure.reply_text(n)
+        ours, theirs = [], []
+        for _ in range(repeats + 1):  # the first round warms both
+            ours.append(
+                timed_post(
+                    f"{server.url}/v1/audio/speech",
+                    json={"model": "tts-1", "input": text, "voice": "alloy", "response_format": "wav"},
+                    headers={"Authorization": f"Bearer {api_key}"},
+                )
+            )
+            theirs.append(timed_post(f"{piper_http.url}/synthesize", json={"text": text}))
+        ours, theirs = ours[1:], theirs[1:]
+        results[n] = {
+            "ours_first": measure.median([o[0] for o in ours]),
+            "ours_total": measure.median([o[1] for o in ours]),
+            "piper_first": measure.median([t[0] for t in theirs]),
+            "piper_total": measure.median([t[1] for t in theirs]),
+        }
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

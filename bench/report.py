@@ -97,6 +97,30 @@ class Report:
             [[name, round(value), f"{value / raw:.3f}x"] for name, value in self.r["wire"].items()],
         )
 
+    def http_table(self) -> str:
+        rows = [
+            [
+                n,
+                _ms(h["ours_first"]),
+                _ms(h["piper_first"]),
+                round(h["piper_first"] / h["ours_first"], 1),
+                _ms(h["ours_total"]),
+                _ms(h["piper_total"]),
+            ]
+            for n, h in self.r["http"].items()
+        ]
+        return table(
+            [
+                "sentences",
+                "first audio byte, ours (ms)",
+                "first audio byte, piper (ms)",
+                "piper / ours",
+                "total, ours (ms)",
+                "total, piper.http_server (ms)",
+            ],
+            rows,
+        )
+
     def rtf_table(self) -> str:
         return table(
             ["engine", "text", "real-time factor", "audio (s)"],
@@ -183,6 +207,7 @@ class Report:
                 "Time to first audio (query sent -> first audio byte), one client:\n" + self.ttfa_table(),
                 "Concurrency (3-sentence replies, all clients at once):\n" + self.concurrency_table(),
                 "Wire cost:\n" + self.wire_table(),
+                "Speech API (/v1/audio/speech, wav) vs Piper's HTTP server:\n" + self.http_table(),
                 "Engine speed:\n" + self.rtf_table(),
                 "Targets:\n" + self.targets_table(),
             ]

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import audio
 from ..models import SpeechRequest, SpeechToken
+from ..sentences import SentenceSplitter
 from ..tts import BaseEngine, TTSError, get_engine
 from .auth import ApiError, Caller, check_rate, identify
 
@@ -105,14 +106,19 @@ async def pcm_stream(engine: BaseEngine, text: str, voice: str, speed: float, st
     """PCM16 chunks as they are synthesized; fills ``stats`` on the way."""
     started = time.monotonic()
     seconds = 0.0
+    # Cut as the chat does, so the first clause is spoken first.
+    splitter = SentenceSplitter(first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS)
     try:
-        async for chunk in engine.astream(text, voice, speed):
-            if chunk.format != audio.PCM_S16LE:
-                raise TTSError(f"The {engine.name} engine gives {chunk.format}, not PCM.", code="unsupported_engine")
-            if "ttfa_ms" not in stats:
-                stats["ttfa_ms"] = round((time.monotonic() - started) * 1000)
-            seconds += chunk.duration
-            yield chunk
+        for segment in [*splitter.feed(text), *splitter.flush()]:
+            async for chunk in engine.astream(segment.text, voice, speed):
+                if chunk.format != audio.PCM_S16LE:
+                    raise TTSError(
+                        f"The {engine.name} engine gives {chunk.format}, not PCM.", code="unsupported_engine"
+                    )
+                if "ttfa_ms" not in stats:
+                    stats["ttfa_ms"] = round((time.monotonic() - started) * 1000)
+                seconds += chunk.duration
+                yield chunk
     except TTSError as exc:
         stats["error"] = str(exc)
         raise

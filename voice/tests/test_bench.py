@@ -23,6 +23,10 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert wire["binary frames (ours)"] < wire["base64 JSON (?audio=base64)"]
     assert wire["raw PCM16 (reference)"] < wire["binary frames (ours)"] < 1.05 * wire["raw PCM16 (reference)"]
     assert 0 < results["rtf"]["short (1 sentence)"][0] < 1
+    for http in results["http"].values():
+        assert 0 < http["ours_first"] <= http["ours_total"] and 0 < http["piper_first"] <= http["piper_total"]
+    # Piper's server answers with one whole WAV; ours streams from the first sentence.
+    assert results["http"][3]["ours_first"] < results["http"][3]["piper_first"]
     report = (tmp_path / "benchmarks.md").read_text()
     assert "## Targets" in report and (tmp_path / "bench-ttfa.png").stat().st_size > 1000
     assert len(Report(results).targets()) >= 2
