@@ -187,6 +187,11 @@ class Report:
                 f"even if scheduled perfectly, so p95 < 1 s at 20 simultaneous clients is out of reach on 2 cores "
                 f"with this voice; more cores or workers (docs/deploy.md) move the knee linearly. Nothing is lost "
                 f"under load: chunk counts and sequence numbers match at every level.",
+                "**Profile.** `py-spy record --native` on the Daphne process while 20 clients ask at once: ONNX "
+                "Runtime's `Session.run` (Piper's model) is 45% of all samples, and nearly all of the CPU-busy ones; "
+                "the rest is synthesis threads waiting for work and the event loop waiting in `select`. Channels, "
+                "framing and the database together are a few percent. What limits concurrency is model inference on "
+                "two cores, not our code.",
                 "**Threads.** ONNX Runtime uses every core for one synthesis by default: best for one user "
                 "(321 ms alone for an 83-character sentence, measured here), but two at once take 693 ms. With one "
                 "thread per synthesis (`VOICE_PIPER_THREADS=1`) one takes 522 ms and two at once 620 ms: better "
