@@ -83,16 +83,11 @@ class Exchange:
     seqs: list[int] = field(default_factory=list)
 
 
-def _headers(client: ChatClient) -> dict:
-    cookies = "; ".join(f"{name}={value}" for name, value in client.http.cookies.items())
-    return {"Cookie": cookies, "Origin": client.server.url}
-
-
 async def ours(client: ChatClient, conversation: int, text: str, query: str = "") -> Exchange:
     """Our streaming path: binary frames (or base64 JSON with query="audio=base64")."""
     url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/" + (f"?{query}" if query else "")
     result = Exchange()
-    async with connect(url, additional_headers=_headers(client), max_size=None, open_timeout=30) as socket:
+    async with connect(url, additional_headers=client.headers(), max_size=None, open_timeout=30) as socket:
         started = time.perf_counter()
         await socket.send(json.dumps({"type": "query", "text": text}))
         async for frame in socket:

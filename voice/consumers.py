@@ -112,11 +112,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         try:
             for message in (query, reply_message):
-                await retrying(
-                    self.channel_layer.group_send,
-                    group,
-                    {"type": "message", "origin": self.channel_name, "message": message.as_event_payload()},
-                )
+                await reply.announce(message)
         except CHANNEL_LAYER_ERRORS:
             # The query is stored; only the live part is down. Say so at once.
             logger.exception("Channel layer unavailable")

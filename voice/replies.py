@@ -125,6 +125,10 @@ class Reply:
         for task in self._tasks:
             task.cancel()
 
+    async def announce(self, message: Message) -> None:
+        """Tell the conversation a message was stored or finished (the ``message`` event)."""
+        await self._send("message", message=message.as_event_payload())
+
     async def _send_error(self, code: str, message: str) -> None:
         await self._send("error", code=code, message=message, message_id=self.message.pk)
 
@@ -254,7 +258,7 @@ class Reply:
                     duration_ms=message.duration_ms,
                     url=message.audio_url,
                 )
-            await self._send("message", message=message.as_event_payload())
+            await self.announce(message)
             await self._send("reply.done", message_id=message.pk, status=message.status, metrics=self.summary())
         except CHANNEL_LAYER_ERRORS:
             # The reply is stored; clients see it when they reload or reconnect.

@@ -37,6 +37,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def answers_http(url: str) -> bool:
+    """Whether ``url`` answers 200 right now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def wait_until(check, timeout: float, what: str, log=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -184,11 +193,7 @@ class DaphneServer(Process):
         ]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        return answers_http(f"{self.url}/accounts/login/")
 
 
 class WorkerProcess(Process):
@@ -252,12 +257,16 @@ class ChatClient:
         response.raise_for_status()
         return response.json()["id"]
 
-    def open(self, conversation_id: int, query: str = ""):
+    def headers(self) -> dict[str, str]:
+        """What a browser sends on its WebSocket handshake: the session cookie and its origin."""
         cookies = "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+        return {"Cookie": cookies, "Origin": self.server.url}
+
+    def open(self, conversation_id: int, query: str = ""):
         url = f"ws://127.0.0.1:{self.server.port}/ws/chat/{conversation_id}/" + (f"?{query}" if query else "")
         return ws_connect(
             url,
-            additional_headers={"Cookie": cookies, "Origin": self.server.url},
+            additional_headers=self.headers(),
             max_size=None,
             open_timeout=10,
         )

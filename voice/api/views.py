@@ -22,6 +22,7 @@ from .. import audio
 from ..models import SpeechRequest, SpeechToken
 from ..sentences import SentenceSplitter
 from ..tts import BaseEngine, TTSError, get_engine
+from ..tts.base import check_speed
 from .auth import ApiError, Caller, check_rate, identify
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,6 @@ def resolve(text, voice, speed, *, text_param: str = "text", voice_param: str = 
     except TTSError as exc:
         raise ApiError(400, "unknown_voice", str(exc), voice_param) from exc
     try:
-        from ..tts.base import check_speed
-
         speed = check_speed(1.0 if speed is None else speed)
     except TTSError as exc:
         raise ApiError(400, exc.code, str(exc), "speed") from exc

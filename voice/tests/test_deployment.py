@@ -13,19 +13,15 @@ from websockets.exceptions import ConnectionClosed
 
 from voice.testing import ChatClient, DaphneServer, RedisServer, Site, WorkerProcess, read_frame, read_reply, send_query
 
-from .conftest import assert_is_speech
+from .conftest import assert_is_speech, audio_frames, events
 
 pytestmark = pytest.mark.deployment
 
 THREE_SENTENCES = "The first worker speaks. The second one listens. Nobody waits for long."
 
 
-def events(frames, kind):
-    return [f[1] for f in frames if f[0] == "event" and f[1]["type"] == kind]
-
-
 def pcm(frames):
-    return b"".join(f[2] for f in frames if f[0] == "audio")
+    return b"".join(data for _header, data in audio_frames(frames))
 
 
 def outcome_of_query(tab, text: str, timeout: float = 15) -> str:
@@ -88,7 +84,7 @@ def test_two_servers_two_workers_one_conversation(deployment):
     for frames in (frames_a, frames_b):
         assert events(frames, "reply.done")[0]["status"] == "complete"
         assert "".join(e["text"] for e in events(frames, "reply.delta")) == THREE_SENTENCES
-        assert len([f for f in frames if f[0] == "audio"]) >= 3
+        assert len(audio_frames(frames)) >= 3
     assert pcm(frames_a) == pcm(frames_b)
     assert_is_speech(pcm(frames_a), 22050, 3, 12)
     assert [e["requested_here"] for e in events(frames_a, "message")] == [True, True, True]
