@@ -1,0 +1,326 @@
+"""One reply, from query to speech: responder → text filters → sentences → speech.
+
+``ReplyPipeline.run`` yields typed events the moment each exists. It neither
+publishes nor stores: the chat hands its events to ``voice.publishing`` and
+``voice.recorder``, the speech API turns the audio into its own streams. Text
+and speech run concurrently, so the model keeps writing while the sentences it
+has finished are spoken.
+
+Failures are events too: a responder that fails ends the text (``TextFailed``)
+but what it wrote is still spoken; an engine that fails ends the speech
+(``SpeechFailed``) but the text goes on. Closing the iterator (an interruption)
+stops both at once, and the responder with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from . import audio
+from .filters.reasoning import ThinkTagFilter
+from .filters.speech import SpeechText
+from .responders import BaseResponder, Reasoning, ResponderError, ResponderTimeout, Turn
+from .scheduling import PlaybackClock
+from .sentences import Sentence, SentenceSplitter
+from .tts import BaseEngine, TTSError, get_engine
+from .tts.base import check_speed
+from .tts.service import synthesis
+
+logger = logging.getLogger(__name__)
+
+# Channel-layer messages must stay well under the spec's 1 MB.
+MAX_CHUNK_BYTES = 256 * 1024
+
+
+# --- Events -----------------------------------------------------------------
+@dataclass(frozen=True)
+class TextDelta:
+    """More of the reply, as displayed."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """More of the model's thinking: stored, never shown or spoken."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SentenceWritten:
+    """A sentence of the reply is complete (spoken next, when speech is on)."""
+
+    sentence: Sentence
+
+
+@dataclass(frozen=True)
+class TextDone:
+    """The responder has finished (successfully or not)."""
+
+
+@dataclass(frozen=True)
+class TextFailed:
+    error: ResponderError
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """Speech is about to flow: the engine and voice that say it."""
+
+    engine: str
+    voice: str
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    chunk: audio.AudioChunk  # normalised: pcm_s16le or mp3 bytes
+    segment: Sentence
+    seq: int  # counts from 0 within the reply
+
+
+@dataclass(frozen=True)
+class SegmentSpoken:
+    """All audio of one segment has been handed over."""
+
+    segment: Sentence
+    audio_start: float  # seconds into the reply's audio
+    audio_end: float
+    synthesis_seconds: float
+
+
+@dataclass(frozen=True)
+class SpeechFailed:
+    error: TTSError
+
+
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | SentenceWritten
+    | TextDone
+    | TextFailed
+    | SpeechStarted
+    | SpeechChunk
+    | SegmentSpoken
+    | SpeechFailed
+)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    first_token: float
+    between_tokens: float
+
+    @classmethod
+    def from_settings(cls) -> Timeouts:
+        return cls(settings.VOICE_LLM_FIRST_TOKEN_TIMEOUT, settings.VOICE_LLM_TOKEN_TIMEOUT)
+
+
+class Speaker:
+    """Says text with one engine, voice and speed."""
+
+    def __init__(self, engine: BaseEngine | None = None, voice: str | None = None, speed: float = 1.0) -> None:
+        self.engine = engine
+        self.voice = voice
+        self.speed = speed
+        self.language = "en"
+
+    def resolve(self) -> None:
+        """Pick the engine and voice; TTSError if they cannot be had. Blocking (engines list voices lazily)."""
+        self.engine = self.engine or get_engine()
+        chosen = self.engine.get_voice(self.voice)
+        self.voice = chosen.id
+        self.language = chosen.language.split("-")[0] or "en"
+
+    def stream(self, text: str, due: float | None = None) -> AsyncIterator[audio.AudioChunk]:
+        """The audio of ``text``, needed by ``due`` (time.monotonic(); default: now)."""
+        return synthesis().stream(self.engine, self.voice, check_speed(self.speed), text, due)
+
+
+class GivenText(BaseResponder):
+    """A "responder" that already has its text: for saying what a client sent (the speech API)."""
+
+    name = "given"
+    uses_history = False
+
+    async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str]:
+        yield query
+
+
+_END = object()
+
+
+class ReplyPipeline:
+    """Responder → reasoning filter → speech text → sentences → speech, as events."""
+
+    def __init__(
+        self,
+        responder: BaseResponder,
+        speaker: Speaker | None,
+        *,
+        first_clause_chars: int | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.responder = responder
+        self.speaker = speaker  # None: text only
+        self.first_clause_chars = (
+            settings.VOICE_FIRST_CLAUSE_CHARS if first_clause_chars is None else first_clause_chars
+        )
+        self.timeouts = timeouts or Timeouts.from_settings()
+
+    async def run(self, query: str, history: Sequence[Turn] = ()) -> AsyncIterator[Event]:
+        events: asyncio.Queue = asyncio.Queue()
+        segments: asyncio.Queue[Sentence | None] = asyncio.Queue()
+        speech_ready = await self._prepare_speech(events)
+        stages = [
+            self._write(query, history, events, segments, speech_ready),
+            self._speak(events, segments) if speech_ready else _drain(segments),
+        ]
+        tasks = [asyncio.create_task(_stage(stage, events)) for stage in stages]
+        running = len(tasks)
+        try:
+            while running:
+                event = await events.get()
+                if event is _END:
+                    running -= 1
+                else:
+                    yield event
+            for task in tasks:
+                task.result()  # a bug in a stage surfaces here, not silently
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Let the stages close the responder (and its upstream request).
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _prepare_speech(self, events: asyncio.Queue) -> bool:
+        if self.speaker is None:
+            return False
+        try:
+            await asyncio.to_thread(self.speaker.resolve)
+        except TTSError as exc:
+            events.put_nowait(SpeechFailed(exc))
+            return False
+        return True
+
+    # --- Text ---------------------------------------------------------------
+    async def _write(
+        self,
+        query: str,
+        history: Sequence[Turn],
+        events: asyncio.Queue,
+        segments: asyncio.Queue,
+        speaking: bool,
+    ) -> None:
+        thinking = ThinkTagFilter()
+        speech = SpeechText(language=self.speaker.language if self.speaker else "en")
+        splitter = SentenceSplitter(first_clause_chars=self.first_clause_chars)
+
+        def written(sentences: list[Sentence]) -> None:
+            for sentence in sentences:
+                events.put_nowait(SentenceWritten(sentence))
+                if speaking:
+                    segments.put_nowait(sentence)
+
+        def take(pieces: list) -> None:
+            for piece in pieces:
+                if isinstance(piece, Reasoning):
+                    events.put_nowait(ReasoningDelta(piece.text))
+                elif piece:
+                    events.put_nowait(TextDelta(piece))
+                    written(splitter.feed(speech.feed(piece)))
+
+        try:
+            async for piece in self._timed(self.responder.respond(query, history)):
+                if isinstance(piece, Reasoning):
+                    take([piece])
+                else:
+                    take(thinking.feed(piece))
+        except ResponderError as exc:
+            events.put_nowait(TextFailed(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A responder that breaks its contract still only costs its reply.
+            logger.exception("Responder %s failed", type(self.responder).__name__)
+            events.put_nowait(TextFailed(ResponderError(f"{type(exc).__name__}: {exc}")))
+        else:
+            take(thinking.flush())
+        # Say what there is, even after a failure.
+        written(splitter.feed(speech.flush()) + splitter.flush())
+        segments.put_nowait(None)
+        events.put_nowait(TextDone())
+
+    async def _timed(self, pieces: AsyncIterator) -> AsyncIterator:
+        """The responder's pieces, failing when the first or the next one is too long in coming."""
+        iterator = aiter(pieces)
+        limit, which = self.timeouts.first_token, "first token"
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(limit):
+                        piece = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise ResponderTimeout(f"No {which} within {limit:g} s.") from None
+                yield piece
+                limit, which = self.timeouts.between_tokens, "token"
+        finally:
+            await iterator.aclose()
+
+    # --- Speech -------------------------------------------------------------
+    async def _speak(self, events: asyncio.Queue, segments: asyncio.Queue) -> None:
+        speaker = self.speaker
+        events.put_nowait(SpeechStarted(engine=speaker.engine.name, voice=speaker.voice))
+        seq = 0
+        position = 0.0  # seconds of audio handed over so far
+        clock = PlaybackClock()  # when the listener's audio runs out: the next segment's deadline
+        failed = False
+        while (segment := await segments.get()) is not None:
+            if failed:
+                continue  # keep draining: the text still completes
+            started = time.monotonic()
+            seconds = 0.0
+            segment_start = position
+            try:
+                async for chunk in speaker.stream(segment.text, clock.due(settings.VOICE_TTS_DEADLINE_MARGIN)):
+                    seconds += time.monotonic() - started
+                    for piece in audio.split(chunk, MAX_CHUNK_BYTES):
+                        events.put_nowait(SpeechChunk(piece, segment, seq))
+                        seq += 1
+                        position += piece.duration
+                        clock.sent(piece.duration)
+                    started = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, TTSError):
+                    logger.exception("Speech engine %s failed", speaker.engine.name)
+                    exc = TTSError(f"{type(exc).__name__}: {exc}")
+                events.put_nowait(SpeechFailed(exc))
+                failed = True
+                continue
+            seconds += time.monotonic() - started
+            events.put_nowait(SegmentSpoken(segment, segment_start, position, seconds))
+
+
+async def _stage(stage, events: asyncio.Queue) -> None:
+    """Run one stage; whatever happens, tell ``run`` it is over."""
+    try:
+        await stage
+    finally:
+        events.put_nowait(_END)
+
+
+async def _drain(segments: asyncio.Queue) -> None:
+    """Speech is off: consume the segments until the text is over."""
+    while await segments.get() is not None:
+        pass
