@@ -1,0 +1,106 @@
+"""Transcription for the event loop: the supervised pool (``voice.pool``) behind one call.
+
+``transcription().transcribe(pcm)`` runs one transcription in a model process
+(VOICE_STT_PROCESSES of them, each holding its model; 0: threads of this
+process) and returns its ``Transcript``. A transcription that runs past its
+time limit gets its process replaced; none can hang a socket or the server.
+The service is built from the settings on first use and rebuilt when they
+change (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from ..pool import SlotPool
+from ..scheduling import DEADLINE, Job
+from .base import SAMPLE_RATE, Transcript
+
+
+def time_limit(pcm: bytes) -> float:
+    """How long one transcription may take: a floor, plus a second per second of audio, within a cap."""
+    seconds = len(pcm) / (2 * SAMPLE_RATE)
+    return min(settings.VOICE_STT_JOB_TIMEOUT + seconds, 2 * settings.VOICE_STT_JOB_TIMEOUT + 60)
+
+
+class Transcription:
+    def __init__(self) -> None:
+        processes = settings.VOICE_STT_PROCESSES
+        self.engine = settings.VOICE_STT_ENGINE
+        self.pool = SlotPool(
+            processes or 1,
+            processes=processes > 0,
+            policy=DEADLINE,
+            warm=[("transcribe", self.engine)],
+            name="voice-stt",
+        )
+
+    def start(self) -> Transcription:
+        self.pool.start()
+        return self
+
+    def close(self) -> None:
+        self.pool.close()
+
+    async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript:
+        """What was said in ``pcm`` (mono PCM16 at 16 kHz); STTError if it could not be heard."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future = loop.create_future()
+
+        def deliver(item: tuple) -> None:
+            def settle() -> None:
+                if outcome.done():
+                    return
+                if item[0] == "result":
+                    outcome.set_result(item[1])
+                elif item[0] == "error":
+                    outcome.set_exception(item[1])
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:
+                pass  # the loop is gone: nobody is listening
+
+        job = Job(
+            task=("transcribe", self.engine, pcm, language),
+            due=time.monotonic(),
+            deliver=deliver,
+            time_limit=time_limit(pcm),
+        )
+        self.pool.submit(job)
+        try:
+            return await outcome
+        finally:
+            job.cancel()  # not started yet: never start it
+
+
+_service: Transcription | None = None
+_lock = threading.Lock()
+
+
+def transcription() -> Transcription:
+    """The process's transcription service, started on first use."""
+    global _service
+    with _lock:
+        if _service is None:
+            _service = Transcription().start()
+        return _service
+
+
+def reset(**kwargs) -> None:
+    """Rebuild the service from the settings next time (they changed)."""
+    global _service
+    if not kwargs.get("setting", "VOICE_STT").startswith("VOICE_STT"):
+        return
+    with _lock:
+        if _service is not None:
+            _service.close()
+            _service = None
+
+
+setting_changed.connect(reset)
