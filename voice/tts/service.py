@@ -1,0 +1,141 @@
+"""Synthesis for the event loop: cache, deadline queue and supervised pool behind one call.
+
+``synthesis().stream(...)`` yields a segment's audio chunks. A segment said
+before comes from the cache at once; any other becomes a job in the pool's
+queue, due when the listener needs it, and comes back chunk by chunk. The
+chat, the workers and the speech API all speak through here; the service is
+built from the settings on first use and rebuilt when they change (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from .. import metrics
+from ..audio import AudioChunk
+from ..pool import SlotPool
+from ..scheduling import Job
+from . import cache as segment_cache
+from .base import BaseEngine
+
+logger = logging.getLogger(__name__)
+
+
+def time_limit(text: str) -> float:
+    """How long one segment may take: scaled by its length, within a floor and a cap."""
+    scaled = settings.VOICE_TTS_JOB_TIMEOUT + settings.VOICE_TTS_JOB_TIMEOUT_PER_CHAR * len(text)
+    return min(scaled, settings.VOICE_TTS_JOB_TIMEOUT_MAX)
+
+
+class Synthesis:
+    def __init__(self) -> None:
+        processes = settings.VOICE_TTS_PROCESSES
+        self.pool = SlotPool(
+            processes or settings.VOICE_TTS_THREADS,
+            processes=processes > 0,
+            policy=settings.VOICE_TTS_SCHEDULING,
+            warm=[("synthesize", settings.VOICE_TTS_ENGINE, settings.VOICE_TTS_VOICE or None)],
+            on_event=metrics.pool_event,
+            name="voice-tts",
+        )
+        self.cache = segment_cache.SegmentCache(
+            max_bytes=settings.VOICE_TTS_CACHE_MB * 1024 * 1024,
+            shared_alias="default" if settings.VOICE_TTS_CACHE_SHARED else None,
+        )
+        self.hits = 0
+        self.misses = 0
+        self.saved_seconds = 0.0
+
+    def start(self) -> Synthesis:
+        self.pool.start()
+        return self
+
+    def close(self) -> None:
+        self.pool.close()
+
+    async def stream(
+        self, engine: BaseEngine, voice: str, speed: float, text: str, due: float | None = None
+    ) -> AsyncIterator[AudioChunk]:
+        """The audio of one segment; ``due`` (time.monotonic()) is when the listener needs it (default: now)."""
+        cache_key = segment_cache.key(engine.key, voice, speed, text)
+        entry = await self.cache.get(cache_key) if self.cache.max_bytes or self.cache.shared_alias else None
+        if entry is not None:
+            self.hits += 1
+            self.saved_seconds += entry.synthesis_seconds
+            metrics.CACHE_HITS.inc()
+            metrics.CACHE_SAVED.inc(entry.synthesis_seconds)
+            for chunk in entry.chunks:
+                yield chunk
+            return
+        self.misses += 1
+        metrics.CACHE_MISSES.inc()
+        loop = asyncio.get_running_loop()
+        results: asyncio.Queue = asyncio.Queue()
+
+        def deliver(item: tuple) -> None:
+            try:
+                loop.call_soon_threadsafe(results.put_nowait, item)
+            except RuntimeError:
+                pass  # the loop is gone: nobody is listening
+
+        job = Job(
+            task=("synthesize", engine.key, voice, speed, text),
+            due=time.monotonic() if due is None else due,
+            deliver=deliver,
+            time_limit=time_limit(text),
+        )
+        self.pool.submit(job)
+        metrics.QUEUE_DEPTH.set(len(self.pool.queue))
+        chunks: list[AudioChunk] = []
+        try:
+            while True:
+                kind, *payload = await results.get()
+                if kind == "chunk":
+                    chunks.append(payload[0])
+                    yield payload[0]
+                elif kind == "done":
+                    break
+                else:
+                    raise payload[0]
+        finally:
+            # An interrupted reply: a job that has not started is dropped; one running finishes unheard.
+            job.cancel()
+            metrics.QUEUE_DEPTH.set(len(self.pool.queue))
+        if chunks:
+            seconds = time.monotonic() - (job.started_at or job.submitted_at)
+            await self.cache.put(cache_key, segment_cache.Entry(tuple(chunks), seconds))
+
+
+_service: Synthesis | None = None
+_lock = threading.Lock()
+
+
+def synthesis() -> Synthesis:
+    """The process's synthesis service, started on first use."""
+    global _service
+    with _lock:
+        if _service is None:
+            _service = Synthesis().start()
+        return _service
+
+
+def reset(**kwargs) -> None:
+    """Rebuild the service from the settings next time (they changed)."""
+    global _service
+    setting = kwargs.get("setting", "")
+    if setting and not (setting.startswith("VOICE_TTS") or setting in ("VOICE_PIPER_THREADS", "CACHES")):
+        return
+    with _lock:
+        if _service is not None:
+            _service.close()
+            _service = None
+
+
+setting_changed.connect(reset)
