@@ -1,12 +1,20 @@
-// The chat page: one socket per conversation, text shown at once, speech
-// played as it streams. User and model text is only ever set as text
-// (textContent / text nodes), never parsed as HTML.
+// The chat page: one socket per conversation, reply text shown as it is
+// written, speech played as it streams. The modules beside this one each do
+// one job: protocol.js (wire format), player.js (gapless Web Audio), replay.js
+// (stored replies), messages.js (the list), markdown.js and highlight.js
+// (rendering, the spoken sentence), scroll.js (following the newest message),
+// conversations.js (drawer, search, rename, delete), http.js (the page's views).
 
-import { decodeAudioFrame, decodeBase64Chunk, socketUrl } from "./protocol.js";
+import { conversationCreated, closeDrawer, drawerOpen, initConversations } from "./conversations.js";
+import { getJson, post } from "./http.js";
+import { setIcon } from "./icons.js";
+import { MessageList } from "./messages.js";
 import { StreamPlayer } from "./player.js";
+import { decodeAudioFrame, decodeBase64Chunk, socketUrl } from "./protocol.js";
+import { ReplayPlayer } from "./replay.js";
+import { Follower } from "./scroll.js";
 
 const chat = document.getElementById("chat");
-const list = document.getElementById("messages");
 const form = document.getElementById("composer");
 const input = document.getElementById("query");
 const stopButton = document.getElementById("stop");
@@ -16,140 +24,213 @@ const speedPicker = document.getElementById("speed-picker");
 const latencyBadge = document.getElementById("latency-badge");
 const statusLine = document.getElementById("connection-status");
 const errorLine = document.getElementById("chat-error");
-const csrfToken = chat.querySelector("input[name=csrfmiddlewaretoken]").value;
+const announcer = document.getElementById("announcer");
+
+// Bounds on what the page keeps, so that a tab open all day stays small.
+const KEEP_REPLIES = 100; // window.voiceReplies entries
+const KEEP_LATENCIES = 100; // window.voiceLatency entries
+const KEEP_ANNOUNCED = 100; // ids of replies already announced
 
 const player = new StreamPlayer();
+const replay = new ReplayPlayer(player);
+const list = new MessageList(document.getElementById("messages"));
+const follower = new Follower(list.list, document.getElementById("jump-latest"));
 let conversationId = chat.dataset.conversationId || null;
 let socket = null;
+let connectedBefore = false;
 let reconnectDelay = 500;
 let reconnectTimer = null;
-const outbox = []; // queries typed while disconnected, sent on reconnect
-const playHere = new Set(); // ids of replies this tab asked for
-const replyText = new Map(); // message id -> full reply text so far
+// Queries not yet stored, oldest first: {payload, text, pending (element or null), stops}.
+// One is in flight at a time; the next goes once the server has stored it.
+const outbox = [];
+let inFlight = null;
+const playHere = new Set(); // ids of replies this tab asked for and still wants to hear
+let stops = 0; // Stop presses so far: a reply asked before the latest one is not played
+let replyWanted = null; // `stops` when the query whose reply comes next was stored
 let sentAt = null; // performance.now() when Enter was pressed
+const announced = new Set();
 
 // Inspectable by tests and benchmarks.
 window.voicePlayer = player;
+window.voiceReplay = replay;
 window.voiceLatency = []; // {messageId, ms}: Enter to first sound
-window.voiceReplies = {}; // message id -> {audioEnd, done}
+window.voiceReplies = {}; // message id -> {audioEnd, done, bytes}
 
-for (const item of list.querySelectorAll(".message--assistant")) {
-  replyText.set(Number(item.dataset.messageId), item.querySelector(".message__text").textContent);
+function keepLast(array, limit) {
+  if (array.length > limit) array.splice(0, array.length - limit);
 }
 
-// --- Messages ------------------------------------------------------------
-function messageElement(message) {
-  let item = list.querySelector(`[data-message-id="${message.id}"]`);
-  if (!item) {
-    document.getElementById("messages-empty")?.remove();
-    item = document.createElement("li");
-    item.className = `message message--${message.role}`;
-    item.dataset.messageId = String(message.id);
-    const text = document.createElement("p");
-    text.className = "message__text";
-    item.append(text);
-    if (message.role === "assistant") {
-      const meta = document.createElement("div");
-      meta.className = "message__meta";
-      item.append(meta);
-    }
-    list.append(item);
+function record(messageId) {
+  if (!(messageId in window.voiceReplies)) {
+    window.voiceReplies[messageId] = {};
+    const ids = Object.keys(window.voiceReplies); // integer keys: ascending, oldest first
+    for (const old of ids.slice(0, Math.max(0, ids.length - KEEP_REPLIES))) delete window.voiceReplies[old];
   }
-  return item;
+  return window.voiceReplies[messageId];
 }
 
-function renderMessage(message) {
-  const item = messageElement(message);
-  item.dataset.status = message.status;
-  item.querySelector(".message__text").textContent = message.text;
-  if (message.role === "assistant") {
-    replyText.set(message.id, message.text);
-    renderMeta(item, message);
-  }
-  item.scrollIntoView({ block: "end" });
-}
-
-function renderMeta(item, message) {
-  const meta = item.querySelector(".message__meta");
-  meta.replaceChildren();
-  if (message.audio_url) {
-    item.dataset.audioUrl = message.audio_url;
-    const replay = document.createElement("button");
-    replay.type = "button";
-    replay.className = "message__replay";
-    replay.setAttribute("aria-label", "Replay this reply");
-    replay.textContent = "▶ Replay";
-    meta.append(replay);
-  }
-  if (message.status !== "complete") {
-    const status = document.createElement("span");
-    status.className = "message__status";
-    status.textContent = message.status === "streaming" ? "…" : message.status.replace("_", " ");
-    meta.append(status);
-  }
-}
-
-function appendDelta(messageId, text) {
-  replyText.set(messageId, (replyText.get(messageId) || "") + text);
-  const item = list.querySelector(`[data-message-id="${messageId}"]`);
-  if (item && !item.classList.contains("message--speaking")) {
-    item.querySelector(".message__text").textContent = replyText.get(messageId);
-  }
-}
-
-function showPending(text) {
-  document.getElementById("messages-empty")?.remove();
-  const item = document.createElement("li");
-  item.className = "message message--user message--pending";
-  const body = document.createElement("p");
-  body.className = "message__text";
-  body.textContent = text;
-  const note = document.createElement("div");
-  note.className = "message__meta";
-  note.textContent = "Waiting for the connection; will send on reconnect.";
-  item.append(body, note);
-  list.append(item);
-}
-
+// --- Errors and announcements -----------------------------------------------------
 function showError(text) {
-  errorLine.textContent = text;
+  document.getElementById("chat-error-text").textContent = text;
   errorLine.hidden = !text;
 }
+document.getElementById("chat-error-dismiss").addEventListener("click", () => {
+  showError("");
+  input.focus();
+});
 
-// --- Speaking indicator and sentence highlight -----------------------------
-function highlight(messageId, start, end) {
-  for (const item of list.querySelectorAll(".message--speaking")) {
-    item.classList.remove("message--speaking");
-    const id = Number(item.dataset.messageId);
-    if (replyText.has(id)) item.querySelector(".message__text").textContent = replyText.get(id);
-  }
-  if (messageId == null) return;
-  const item = list.querySelector(`[data-message-id="${messageId}"]`);
-  if (!item) return;
-  item.classList.add("message--speaking");
-  const text = replyText.get(messageId);
-  if (text === undefined || start == null) return;
-  const mark = document.createElement("mark");
-  mark.textContent = text.slice(start, end);
-  item
-    .querySelector(".message__text")
-    .replaceChildren(document.createTextNode(text.slice(0, start)), mark, document.createTextNode(text.slice(end)));
+function announce(text) {
+  // Cleared first, so that the same words are announced again.
+  announcer.textContent = "";
+  requestAnimationFrame(() => {
+    announcer.textContent = text;
+  });
 }
 
+/** A finished reply is read out once, politely, whole (never token by token). */
+function announceReply(message) {
+  if (message.role !== "assistant" || message.status === "streaming" || announced.has(message.id)) return;
+  if (message.status !== "complete" && message.status !== "audio_failed") return;
+  announced.add(message.id);
+  if (announced.size > KEEP_ANNOUNCED) announced.delete(announced.values().next().value);
+  const item = list.item(message.id);
+  const words = item?.querySelector(".message__text").textContent.trim() ?? "";
+  if (words) announce(`Reply: ${words.length > 600 ? `${words.slice(0, 600)}…` : words}`);
+}
+
+// --- Drafts: the box survives a reload ---------------------------------------------------
+// Per tab (sessionStorage), so that nothing typed stays behind on a shared computer.
+const draftKey = () => `voice-draft:${conversationId ?? "new"}`;
+function forgetDraft(key) {
+  try {
+    sessionStorage.removeItem(key);
+  } catch {
+    // storage disabled: the box still holds the text
+  }
+}
+function saveDraft() {
+  if (!input.value.trim()) {
+    forgetDraft(draftKey());
+    return;
+  }
+  try {
+    sessionStorage.setItem(draftKey(), input.value);
+  } catch {
+    // storage full or disabled: as above
+  }
+}
+function restoreDraft() {
+  try {
+    const draft = sessionStorage.getItem(draftKey());
+    if (draft && !input.value) input.value = draft;
+  } catch {
+    // as above
+  }
+}
+
+// --- Speaking ------------------------------------------------------------------
 player.onchunkstart = (meta) => {
-  highlight(meta.message_id, meta.text_start, meta.text_end);
+  list.highlight(meta.message_id, meta.text_start, meta.text_end);
   if (sentAt !== null && meta.message_id != null && playHere.has(meta.message_id)) {
     const ms = Math.round(performance.now() - sentAt);
     window.voiceLatency.push({ messageId: meta.message_id, ms });
+    keepLast(window.voiceLatency, KEEP_LATENCIES);
     latencyBadge.textContent = `first sound ${ms} ms`;
     latencyBadge.hidden = false;
     console.info(`voice: first sound ${ms} ms after Enter`);
     sentAt = null;
   }
 };
-player.onidle = () => highlight(null);
+player.onidle = () => list.highlight(null);
 
-// --- Socket --------------------------------------------------------------
+function showPlaying() {
+  const playing = player.playing || replay.playing;
+  // Focus on the Stop button must not be lost when it hides.
+  if (!playing && document.activeElement === stopButton) input.focus();
+  stopButton.hidden = !playing;
+  chat.dataset.playing = String(playing);
+}
+player.onstatechange = showPlaying;
+replay.onstatechange = showPlaying;
+replay.onprogress = (messageId, seconds, duration) => list.showProgress(messageId, seconds, duration, replay.playing);
+
+/** Stop the reply this tab is playing; {message_id, heard_ms} of it, or null if nothing played. */
+function interruptPlayback() {
+  replay.stop();
+  const messageId = player.playingMessageId;
+  if (messageId == null) return null;
+  const heard = player.stopMessage(messageId);
+  playHere.delete(messageId); // its remaining chunks are not wanted
+  return { message_id: messageId, heard_ms: heard };
+}
+
+function stopSpeech() {
+  const cancel = { type: "cancel", ...(interruptPlayback() || {}) };
+  player.stop();
+  // Stop sticks: no chunk of any reply asked so far plays after this, whenever it arrives.
+  playHere.clear();
+  stops += 1;
+  list.highlight(null);
+  showError("");
+  showPlaying();
+  // A cancel only means something now: never queue it for a later connection.
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(cancel));
+}
+
+// --- Outbox ---------------------------------------------------------------------
+function clientId() {
+  // crypto.randomUUID needs a secure context; a plain-HTTP deployment has getRandomValues only.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function showPending(text) {
+  document.getElementById("messages-empty")?.remove();
+  // Shown until the server has stored it.
+  const item = document.createElement("li");
+  item.className = "message message--user message--pending";
+  const bubble = document.createElement("div");
+  bubble.className = "message__bubble";
+  const body = document.createElement("p");
+  body.className = "message__text";
+  body.textContent = text;
+  bubble.append(body);
+  const note = document.createElement("div");
+  note.className = "message__meta";
+  note.textContent = "Not sent yet: waiting for the connection.";
+  item.append(bubble, note);
+  list.list.append(item);
+  follower.grew();
+  return item;
+}
+
+/** Send the oldest unsent query, if the socket is open and none is awaiting its confirmation. */
+function flushOutbox() {
+  if (inFlight || !outbox.length || !socket || socket.readyState !== WebSocket.OPEN) return;
+  inFlight = outbox.shift();
+  socket.send(inFlight.payload);
+}
+
+/** The server stored the query in flight (or refused it, with ``refused``): on to the next. */
+function settleInFlight(refused = false) {
+  if (!inFlight) return;
+  const { text, pending } = inFlight;
+  if (!refused) replyWanted = inFlight.stops;
+  inFlight = null;
+  pending?.remove();
+  if (refused) {
+    // Its text goes back to the box, unless the user is typing something else there.
+    if (!input.value.trim()) input.value = text;
+    list.stopThinking();
+  } else if (input.value.trim() === text) {
+    input.value = "";
+    autosize();
+  }
+  saveDraft();
+  flushOutbox();
+}
+
+// --- Socket --------------------------------------------------------------------
 function connect() {
   if (!conversationId) return;
   clearTimeout(reconnectTimer);
@@ -159,8 +240,15 @@ function connect() {
     reconnectDelay = 500;
     statusLine.textContent = "";
     chat.dataset.connection = "open";
-    for (const pending of list.querySelectorAll(".message--pending")) pending.remove();
-    while (outbox.length && socket.readyState === WebSocket.OPEN) socket.send(outbox.shift());
+    if (inFlight) {
+      // Sent on a connection that then dropped: it may or may not have been stored. Its
+      // client_id makes sending it again safe: the server stores it at most once.
+      outbox.unshift(inFlight);
+      inFlight = null;
+    }
+    if (connectedBefore) catchUp();
+    connectedBefore = true;
+    flushOutbox();
   };
   socket.onmessage = (frame) => {
     if (frame.data instanceof ArrayBuffer) onAudio(decodeAudioFrame(frame.data));
@@ -171,7 +259,7 @@ function connect() {
       location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname)}`);
       return;
     }
-    if (event.code === 4403) {
+    if (event.code === 4403 || event.code === 4404) {
       chat.dataset.connection = "closed";
       showError("You do not have access to this conversation.");
       return;
@@ -184,26 +272,52 @@ function connect() {
   };
 }
 
+/** After a reconnect: what happened while the socket was down (finished replies, other tabs' queries). */
+async function catchUp() {
+  const unfinished = list.unfinishedIds();
+  const after = unfinished.length ? Math.min(...unfinished) - 1 : list.lastId;
+  try {
+    const { messages } = await getJson(`/c/${conversationId}/messages/`, { after });
+    for (const message of messages) {
+      list.upsert(message);
+      if (message.status !== "streaming") {
+        record(message.id).done ??= { message_id: message.id, status: message.status, caughtUp: true };
+      }
+    }
+    chat.dataset.caughtUp = String(Date.now());
+    follower.grew();
+  } catch (error) {
+    showError(`Could not catch up after reconnecting: ${error.message}`);
+  }
+}
+
 function onEvent(event) {
   switch (event.type) {
     case "message":
-      if (event.requested_here && event.message.role === "assistant") playHere.add(event.message.id);
-      renderMessage(event.message);
+      onMessage(event);
       break;
     case "reply.delta":
-      appendDelta(event.message_id, event.text);
+      list.appendDelta(event.message_id, event.text);
       break;
     case "audio.chunk":
       onAudio(decodeBase64Chunk(event));
       break;
     case "audio.end":
       record(event.message_id).audioEnd = event;
+      list.setDuration(event.message_id, event.duration_ms);
       break;
     case "reply.done":
       record(event.message_id).done = event;
       chat.dataset.lastStatus = event.status;
+      list.stopThinking();
+      if (event.status === "interrupted" || event.status === "cancelled") {
+        // Stopped from any tab: no more of it plays here.
+        playHere.delete(event.message_id);
+        player.stopMessage(event.message_id);
+      }
       break;
     case "error":
+      if (!event.message_id) settleInFlight(true); // refused: nothing was stored
       showError(event.message);
       break;
     default:
@@ -211,9 +325,37 @@ function onEvent(event) {
   }
 }
 
-function record(messageId) {
-  window.voiceReplies[messageId] ??= {};
-  return window.voiceReplies[messageId];
+function onMessage(event) {
+  const message = event.message;
+  if (message.role === "user") {
+    if (event.requested_here) {
+      settleInFlight();
+      showError("");
+    } else {
+      // Another tab asked something: it interrupts what this tab is saying.
+      const interrupted = interruptPlayback();
+      if (interrupted && socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ type: "heard", ...interrupted }));
+      }
+    }
+  }
+  if (event.requested_here && message.role === "assistant" && message.status === "streaming") {
+    list.stopThinking();
+    if (replyWanted === stops) {
+      playHere.add(message.id);
+    } else if (replyWanted !== null && socket && socket.readyState === WebSocket.OPEN) {
+      // Stop was pressed after its query went: the reply is not wanted at all.
+      socket.send(JSON.stringify({ type: "cancel" }));
+    }
+    replyWanted = null;
+  }
+  if (message.role === "assistant" && message.status !== "streaming") {
+    // Final. Its reply.done normally follows, but a full channel-layer queue can drop it: this is enough.
+    record(message.id).done ??= { type: "reply.done", message_id: message.id, status: message.status, metrics: null };
+  }
+  list.upsert(message);
+  announceReply(message);
+  follower.grew();
 }
 
 function onAudio({ header, data }) {
@@ -222,21 +364,9 @@ function onAudio({ header, data }) {
   if (playHere.has(header.message_id)) player.enqueue(header, data);
 }
 
-async function post(url, fields) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "X-CSRFToken": csrfToken },
-    body: new URLSearchParams(fields),
-    credentials: "same-origin",
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const detail = body.errors ? Object.values(body.errors).flat().join(" ") : response.statusText;
-    throw new Error(detail || `Request failed (${response.status}).`);
-  }
-  return body;
-}
+list.onrender = () => follower.grew();
 
+// --- Sending --------------------------------------------------------------------
 function pickedSettings() {
   return { voice: voicePicker.value, speed: speedPicker.value };
 }
@@ -244,50 +374,58 @@ function pickedSettings() {
 async function ensureConversation(firstQuery) {
   if (conversationId) return;
   const created = await post(chat.dataset.createUrl, pickedSettings());
+  forgetDraft(draftKey()); // kept under the conversation's own key from now on
   conversationId = String(created.id);
   chat.dataset.conversationId = conversationId;
   history.replaceState(null, "", created.url);
-  addToSidebar(created.url, firstQuery.length > 80 ? `${firstQuery.slice(0, 79)}…` : firstQuery);
+  // As the server names it from the first query (Conversation.title_from).
+  const title = firstQuery.split(/\s+/).join(" ");
+  conversationCreated(created.id, created.url, title.length > 80 ? `${title.slice(0, 79)}…` : title);
   connect();
 }
 
-function addToSidebar(url, title) {
-  const sidebar = document.getElementById("conversation-list");
-  for (const link of sidebar.querySelectorAll("a[aria-current]")) link.removeAttribute("aria-current");
-  const item = document.createElement("li");
-  const link = document.createElement("a");
-  link.href = url;
-  link.textContent = title;
-  link.setAttribute("aria-current", "page");
-  item.append(link);
-  sidebar.prepend(item);
-}
-
-// --- Controls ------------------------------------------------------------
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   player.unlock(); // inside the gesture: required for sound on iOS/Safari
   const text = input.value.trim();
   if (!text) return;
   showError("");
-  player.stop();
+  const stopsBefore = stops; // a Stop from now on is a Stop for this query's reply too
+  const query = { type: "query", text, client_id: clientId() };
+  // Barge-in: the new query interrupts the reply being spoken; say how much of it was heard.
+  const interrupted = interruptPlayback();
+  if (interrupted) Object.assign(query, interrupted);
   sentAt = performance.now();
   try {
     await ensureConversation(text);
   } catch (error) {
-    showError(error.message);
+    showError(`Not sent: ${error.message} Your message is still in the box.`);
     return;
   }
-  input.value = "";
-  const payload = JSON.stringify({ type: "query", text });
-  if (socket && socket.readyState === WebSocket.OPEN) {
-    socket.send(payload);
-  } else {
-    outbox.push(payload);
-    showPending(text);
+  const connected = socket && socket.readyState === WebSocket.OPEN && !inFlight && !outbox.length;
+  // Connected: the box keeps the text until the server has stored it. Otherwise the
+  // query waits, shown as pending, and the box is free for the next one.
+  const pending = connected ? null : showPending(text);
+  if (!connected) {
+    input.value = "";
+    autosize();
+    saveDraft();
   }
+  outbox.push({ payload: JSON.stringify(query), text, pending, stops: stopsBefore });
+  flushOutbox(); // first: barge-in latency is measured from Enter to the other tabs' silence
+  follower.following = true;
+  list.startThinking();
 });
 
+function autosize() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight + 2, 200)}px`;
+}
+
+input.addEventListener("input", () => {
+  autosize();
+  saveDraft();
+});
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
@@ -295,22 +433,20 @@ input.addEventListener("keydown", (event) => {
   }
 });
 
-function stopSpeech() {
-  player.stop();
-  // A cancel only means something now: never queue it for a later connection.
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "cancel" }));
-}
-
+// --- Controls -------------------------------------------------------------------
 stopButton.addEventListener("click", stopSpeech);
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") stopSpeech();
+  if (event.key !== "Escape" || event.defaultPrevented || document.querySelector("dialog[open]")) return;
+  if (drawerOpen()) closeDrawer();
+  else stopSpeech();
 });
 
 muteButton.addEventListener("click", () => {
   const muted = !player.muted;
   player.setMuted(muted);
+  // A toggle keeps its name; aria-pressed says which way it is.
   muteButton.setAttribute("aria-pressed", String(muted));
-  muteButton.textContent = muted ? "Unmute" : "Mute";
+  setIcon(muteButton, muted ? "muted" : "volume");
 });
 
 for (const picker of [voicePicker, speedPicker]) {
@@ -325,15 +461,77 @@ for (const picker of [voicePicker, speedPicker]) {
   });
 }
 
-list.addEventListener("click", (event) => {
-  const replay = event.target.closest(".message__replay");
-  if (!replay) return;
-  const item = replay.closest("[data-message-id]");
-  player.unlock();
+function nameVoiceLanguages() {
+  // "en-US" → "American English", in the reader's own language where the browser knows it.
+  let names;
+  try {
+    names = new Intl.DisplayNames([navigator.language, "en"], { type: "language" });
+  } catch {
+    return; // the server's "(en-US)" stays
+  }
+  for (const option of voicePicker.querySelectorAll("option[data-language]")) {
+    const language = option.dataset.language;
+    let name = language;
+    try {
+      name = names.of(language) ?? language;
+    } catch {
+      // not a language tag the browser knows: keep the code
+    }
+    option.textContent = `${option.textContent.replace(/ \([^)]*\)$/, "")} · ${name}`;
+  }
+}
+
+// --- Message actions: copy, replay ---------------------------------------------------
+/** One voice at a time: a replay stops a reply being spoken, as Stop does (the server hears of it). */
+function silenceLiveSpeech() {
+  if (player.playing) stopSpeech();
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    showError("Copying needs the clipboard permission; select the text instead.");
+    return;
+  }
+  setIcon(button, "check");
+  announce("Copied");
+  setTimeout(() => setIcon(button, "copy"), 1500);
+}
+
+list.list.addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  const item = button.closest(".message[data-message-id]");
+  if (!item) return;
   const messageId = Number(item.dataset.messageId);
-  player
-    .playUrl(item.dataset.audioUrl, { message_id: messageId })
+  if (button.classList.contains("message__copy")) {
+    const text = item.classList.contains("message--assistant")
+      ? list.source(messageId)
+      : item.querySelector(".message__text").textContent;
+    copy(text, button);
+  } else if (button.classList.contains("code-copy")) {
+    copy(button.closest("pre").querySelector("code").textContent, button);
+  } else if (button.classList.contains("replay__toggle")) {
+    silenceLiveSpeech();
+    replay.toggle(messageId, item.dataset.audioUrl).catch((error) => showError(`Replay failed: ${error.message}`));
+  }
+});
+
+list.list.addEventListener("input", (event) => {
+  if (!event.target.classList.contains("replay__seek")) return;
+  const item = event.target.closest(".message[data-message-id]");
+  silenceLiveSpeech();
+  replay
+    .seek(Number(item.dataset.messageId), item.dataset.audioUrl, Number(event.target.value) / 1000)
     .catch((error) => showError(`Replay failed: ${error.message}`));
 });
 
+// --- Start ------------------------------------------------------------------------
+initConversations({ id: conversationId, onError: showError });
+nameVoiceLanguages();
+restoreDraft();
+autosize();
+follower.toEnd("instant"); // a conversation opens at its newest message
+showPlaying();
 connect();

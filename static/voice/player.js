@@ -3,7 +3,11 @@
 // Each chunk is scheduled at max(currentTime, cursor), where cursor is the end
 // of the previous chunk: chaining on `onended` instead leaves gaps and clicks.
 // The context is created and resumed inside a user gesture (iOS/Safari play
-// nothing otherwise) and then reused for everything.
+// nothing otherwise) and then reused for everything, stored replies included
+// (their <audio> element is routed through the same output, so mute holds).
+
+// Entries kept in `log`: enough for any test or benchmark, bounded for a day's use.
+export const LOG_LIMIT = 500;
 
 export class StreamPlayer {
   constructor() {
@@ -13,11 +17,16 @@ export class StreamPlayer {
     this.sources = new Set();
     this.pending = Promise.resolve(); // decodes finish in order
     this.generation = 0; // bumped by stop(): late decodes are dropped
+    this.timers = new Set(); // pending chunk-start callbacks, cleared by stop()
+    this.media = new WeakSet(); // <audio> elements already routed through the output
     this.muted = false;
+    this.scheduled = []; // {messageId, start, duration} since the last stop
+    this.lastStop = null; // {messageId, at: epoch ms, now: performance.now()}: when sound last stopped early
     // Inspectable by tests and benchmarks: one entry per scheduled chunk.
     this.log = [];
     this.onchunkstart = null; // (meta) => void, when a chunk starts sounding
     this.onidle = null; // () => void, when the last scheduled chunk ends
+    this.onstatechange = null; // () => void, when `playing` may have changed
   }
 
   /** Call synchronously inside a click or key handler. */
@@ -31,6 +40,19 @@ export class StreamPlayer {
     if (this.context.state === "suspended") this.context.resume();
   }
 
+  /** Play an <audio> element through this context's output (mute applies). Call after unlock(). */
+  connectMedia(element) {
+    if (this.media.has(element)) return;
+    this.context.createMediaElementSource(element).connect(this.output);
+    this.media.add(element);
+  }
+
+  /** Keep an entry in the inspectable log, dropping the oldest past LOG_LIMIT. */
+  record(entry) {
+    this.log.push(entry);
+    if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
+  }
+
   setMuted(muted) {
     this.muted = muted;
     if (this.output) this.output.gain.value = muted ? 0 : 1;
@@ -38,6 +60,24 @@ export class StreamPlayer {
 
   get playing() {
     return this.sources.size > 0;
+  }
+
+  /** The id of the reply sounding now (or queued to), or null. */
+  get playingMessageId() {
+    if (!this.playing || !this.scheduled.length) return null;
+    return this.scheduled.at(-1).messageId;
+  }
+
+  /** Milliseconds of a reply's audio played so far (since the last stop). */
+  heardMs(messageId) {
+    if (!this.context) return 0;
+    const now = this.context.currentTime;
+    let heard = 0;
+    for (const chunk of this.scheduled) {
+      if (chunk.messageId !== messageId) continue;
+      heard += Math.min(Math.max(now - chunk.start, 0), chunk.duration);
+    }
+    return Math.round(heard * 1000);
   }
 
   /** Queue one chunk: {format, sample_rate, channels, ...meta} and its bytes. */
@@ -53,25 +93,31 @@ export class StreamPlayer {
     return this.pending;
   }
 
-  /** Play a whole stored file (WAV or MP3) from its URL. */
-  async playUrl(url, meta = {}) {
-    this.stop();
-    this.unlock();
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`Audio request failed: ${response.status}`);
-    const buffer = await this.context.decodeAudioData(await response.arrayBuffer());
-    this.#schedule(buffer, { ...meta, format: "file" });
-  }
-
   stop() {
+    if (this.playing) {
+      const now = performance.now();
+      this.lastStop = { messageId: this.playingMessageId, at: performance.timeOrigin + now, now };
+    }
     this.generation += 1;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     for (const source of this.sources) {
       source.onended = null;
       source.stop();
     }
     this.sources.clear();
+    this.scheduled = [];
     this.cursor = 0;
     if (this.onidle) this.onidle();
+    if (this.onstatechange) this.onstatechange();
+  }
+
+  /** Stop a reply if it is what sounds now; returns the ms heard of it, or null if it was not playing. */
+  stopMessage(messageId) {
+    if (this.playingMessageId !== messageId) return null;
+    const heard = this.heardMs(messageId);
+    this.stop();
+    return heard;
   }
 
   async #toBuffer(header, bytes) {
@@ -105,20 +151,33 @@ export class StreamPlayer {
     source.start(start);
     this.cursor = start + buffer.duration;
     this.sources.add(source);
+    const messageId = meta.message_id ?? null;
+    // Only the reply sounding now counts for heardMs: older replies' chunks can go.
+    this.scheduled = this.scheduled.filter((chunk) => chunk.messageId === messageId);
+    this.scheduled.push({ messageId, start, duration: buffer.duration });
     const entry = {
-      messageId: meta.message_id ?? null,
+      messageId,
       seq: meta.seq ?? null,
       format: meta.format,
       start,
       duration: buffer.duration,
       scheduledAt: performance.now(),
     };
-    this.log.push(entry);
+    this.record(entry);
     const delay = Math.max(0, (start - context.currentTime) * 1000);
-    setTimeout(() => this.onchunkstart && this.onchunkstart(meta, entry), delay);
+    // stop() clears these: a chunk that never sounds must not mark anything as speaking.
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.onchunkstart) this.onchunkstart(meta, entry);
+    }, delay);
+    this.timers.add(timer);
     source.onended = () => {
       this.sources.delete(source);
-      if (this.sources.size === 0 && this.onidle) this.onidle();
+      if (this.sources.size === 0) {
+        if (this.onidle) this.onidle();
+        if (this.onstatechange) this.onstatechange();
+      }
     };
+    if (this.sources.size === 1 && this.onstatechange) this.onstatechange();
   }
 }

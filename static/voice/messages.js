@@ -1,0 +1,293 @@
+// The conversation as a list of messages: built, updated as replies stream,
+// rendered as markdown (replies) or plain text (the user's), with the sentence
+// being spoken marked. The structure matches templates/voice/_message.html,
+// which renders the history on the server.
+
+import { clearMarks, markSpan } from "./highlight.js";
+import { icon, iconButton, setIcon } from "./icons.js";
+import { renderMarkdown } from "./markdown.js";
+
+const STATUS_TEXT = {
+  streaming: "",
+  complete: "",
+  audio_failed: "Audio failed",
+  cancelled: "Cancelled",
+  interrupted: "Interrupted",
+  failed: "Reply failed",
+};
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function formatClock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "0:00";
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function setTime(element, iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return;
+  element.dateTime = iso;
+  element.textContent = timeFormat.format(date);
+  element.title = dateTimeFormat.format(date);
+}
+
+export class MessageList {
+  constructor(list) {
+    this.list = list;
+    // A reply's markdown, kept with its element: gone when the element is.
+    this.sources = new WeakMap();
+    this.dirty = new Set(); // replies whose text changed since the last frame
+    this.frame = null;
+    this.spoken = null; // {messageId, start, end}: the sentence marked now
+    this.onrender = null; // () => void, after text was added or changed
+    const sources = JSON.parse(document.getElementById("reply-sources")?.textContent || "{}");
+    for (const item of list.querySelectorAll(".message")) {
+      const id = item.dataset.messageId;
+      if (id in sources) this.sources.set(item, sources[id]);
+      const time = item.querySelector("time");
+      if (time) setTime(time, time.dateTime);
+      this.#decorateCode(item);
+    }
+  }
+
+  item(messageId) {
+    return this.list.querySelector(`.message[data-message-id="${Number(messageId)}"]`);
+  }
+
+  /** The id of the newest message shown (0: none). */
+  get lastId() {
+    const items = this.list.querySelectorAll(".message[data-message-id]");
+    return items.length ? Number(items[items.length - 1].dataset.messageId) : 0;
+  }
+
+  /** Ids of the replies shown as not finished. */
+  unfinishedIds() {
+    return [...this.list.querySelectorAll('.message[data-status="streaming"]')].map((item) => Number(item.dataset.messageId));
+  }
+
+  source(messageId) {
+    const item = this.item(messageId);
+    return item ? this.sources.get(item) ?? "" : "";
+  }
+
+  // --- Building ---------------------------------------------------------------
+  #create(message) {
+    const item = document.createElement("li");
+    item.className = `message message--${message.role}`;
+    item.dataset.messageId = String(message.id);
+    item.dataset.number = String(this.list.querySelectorAll(`.message--${message.role}[data-message-id]`).length + 1);
+    const bubble = document.createElement("div");
+    bubble.className = "message__bubble";
+    const text = document.createElement(message.role === "assistant" ? "div" : "p");
+    text.className = message.role === "assistant" ? "message__text markdown" : "message__text";
+    bubble.append(text);
+    const meta = document.createElement("div");
+    meta.className = "message__meta";
+    const time = document.createElement("time");
+    meta.append(time);
+    if (message.role === "assistant") {
+      const speaking = document.createElement("span");
+      speaking.className = "message__speaking";
+      speaking.title = "Speaking";
+      const label = document.createElement("span");
+      label.className = "visually-hidden";
+      label.textContent = "Speaking";
+      speaking.append(icon("volume"), label);
+      const status = document.createElement("span");
+      status.className = "message__status";
+      meta.append(speaking, status);
+    }
+    const actions = document.createElement("span");
+    actions.className = "message__actions";
+    const whose = message.role === "assistant" ? "reply" : "your message";
+    actions.append(iconButton("copy", `Copy ${whose} ${item.dataset.number}`, "message__copy", "Copy"));
+    meta.append(actions);
+    item.append(bubble, meta);
+    this.#insert(item, message.id);
+    return item;
+  }
+
+  #insert(item, id) {
+    document.getElementById("messages-empty")?.remove();
+    // In id order: a catch-up after a reconnect may bring older ones.
+    const later = [...this.list.querySelectorAll(".message[data-message-id]")].find(
+      (other) => Number(other.dataset.messageId) > id,
+    );
+    this.list.insertBefore(item, later ?? this.#thinking() ?? null);
+  }
+
+  /** Show ``message`` (a `message` event's payload): new, or its final state. */
+  upsert(message) {
+    const existing = this.item(message.id);
+    const item = existing ?? this.#create(message);
+    item.dataset.status = message.status;
+    setTime(item.querySelector("time"), message.created_at);
+    if (message.role === "assistant") {
+      // A streaming reply's text grows by deltas; a longer text (a catch-up) or a final one replaces it.
+      if (message.status !== "streaming" || !existing || message.text.length > this.source(message.id).length) {
+        this.#setSource(item, message.text);
+      }
+      this.#setStatus(item, message);
+      if (message.audio_url) this.#addReplay(item, message.audio_url);
+    } else {
+      item.querySelector(".message__text").textContent = message.text;
+    }
+    this.onrender?.();
+    return item;
+  }
+
+  #setStatus(item, message) {
+    let text = STATUS_TEXT[message.status] ?? message.status;
+    if (message.heard_ms != null && (message.status === "cancelled" || message.status === "interrupted")) {
+      text += ` after ${(message.heard_ms / 1000).toFixed(1)} s`;
+    }
+    item.querySelector(".message__status").textContent = text;
+  }
+
+  #addReplay(item, url) {
+    item.dataset.audioUrl = url;
+    if (item.querySelector(".replay")) return;
+    const number = item.dataset.number;
+    const replay = document.createElement("span");
+    replay.className = "replay";
+    const seek = document.createElement("input");
+    seek.type = "range";
+    seek.className = "replay__seek";
+    Object.assign(seek, { min: "0", max: item.dataset.durationMs || "0", step: "100", value: "0" });
+    seek.setAttribute("aria-label", `Position in reply ${number}`);
+    seek.setAttribute("aria-valuetext", "0:00");
+    const time = document.createElement("span");
+    time.className = "replay__time";
+    time.textContent = item.dataset.durationMs ? formatClock(item.dataset.durationMs / 1000) : "0:00";
+    replay.append(iconButton("play", `Play reply ${number}`, "replay__toggle", "Play"), seek, time);
+    item.querySelector(".message__actions").append(replay);
+  }
+
+  /** The reply's full length is known (audio.end). */
+  setDuration(messageId, durationMs) {
+    const item = this.item(messageId);
+    if (!item || !durationMs) return;
+    item.dataset.durationMs = String(durationMs);
+    const seek = item.querySelector(".replay__seek");
+    if (seek) seek.max = String(durationMs);
+  }
+
+  /** A replay moved on: its slider and clock follow. */
+  showProgress(messageId, seconds, duration, playing) {
+    for (const other of this.list.querySelectorAll(".replay--active")) {
+      if (Number(other.closest(".message").dataset.messageId) !== messageId) this.#resetReplay(other);
+    }
+    const item = this.item(messageId);
+    const replay = item?.querySelector(".replay");
+    if (!replay) return;
+    replay.classList.toggle("replay--active", true);
+    const seek = replay.querySelector(".replay__seek");
+    if (Number.isFinite(duration) && duration > 0) seek.max = String(Math.round(duration * 1000));
+    if (document.activeElement !== seek || !playing) seek.value = String(Math.round(seconds * 1000));
+    const clock = `${formatClock(seconds)} / ${formatClock(duration)}`;
+    seek.setAttribute("aria-valuetext", clock);
+    replay.querySelector(".replay__time").textContent = clock;
+    const toggle = replay.querySelector(".replay__toggle");
+    setIcon(toggle, playing ? "pause" : "play");
+    toggle.setAttribute("aria-label", `${playing ? "Pause" : "Play"} reply ${item.dataset.number}`);
+    toggle.title = playing ? "Pause" : "Play";
+  }
+
+  #resetReplay(replay) {
+    replay.classList.remove("replay--active");
+    const toggle = replay.querySelector(".replay__toggle");
+    setIcon(toggle, "play");
+    toggle.setAttribute("aria-label", `Play reply ${replay.closest(".message").dataset.number}`);
+  }
+
+  // --- Reply text --------------------------------------------------------------
+  #setSource(item, source) {
+    this.sources.set(item, source);
+    this.#render(item);
+  }
+
+  appendDelta(messageId, text) {
+    const item = this.item(messageId);
+    if (!item) return;
+    this.sources.set(item, (this.sources.get(item) ?? "") + text);
+    // Many deltas a frame: render once per frame.
+    this.dirty.add(item);
+    this.frame ??= requestAnimationFrame(() => {
+      this.frame = null;
+      for (const dirty of this.dirty) this.#render(dirty);
+      this.dirty.clear();
+      this.onrender?.();
+    });
+  }
+
+  #render(item) {
+    const container = item.querySelector(".message__text");
+    const source = this.sources.get(item) ?? "";
+    container.replaceChildren(renderMarkdown(source));
+    this.#decorateCode(item);
+    const spoken = this.spoken;
+    if (spoken && Number(item.dataset.messageId) === spoken.messageId) {
+      markSpan(container, source, spoken.start, spoken.end);
+    }
+  }
+
+  #decorateCode(item) {
+    // A copy button for each code block; it carries no text, so highlighting ignores it.
+    for (const pre of item.querySelectorAll(".markdown pre")) {
+      if (pre.querySelector(".code-copy")) continue;
+      const index = [...item.querySelectorAll(".markdown pre")].indexOf(pre) + 1;
+      pre.append(iconButton("copy", `Copy code block ${index} of reply ${item.dataset.number}`, "code-copy", "Copy code"));
+    }
+  }
+
+  // --- Speaking ----------------------------------------------------------------
+  /** Mark reply ``messageId`` as speaking, with source[start, end) highlighted; null clears. */
+  highlight(messageId, start, end) {
+    const current = this.spoken;
+    if (current && (current.messageId !== messageId || current.start !== start)) {
+      const item = this.item(current.messageId);
+      if (item) {
+        item.classList.remove("message--speaking");
+        clearMarks(item.querySelector(".message__text"));
+      }
+    }
+    this.spoken = messageId == null ? null : { messageId, start, end };
+    if (messageId == null) return;
+    const item = this.item(messageId);
+    if (!item) return;
+    item.classList.add("message--speaking");
+    const container = item.querySelector(".message__text");
+    if (start != null && !container.querySelector("mark")) markSpan(container, this.sources.get(item) ?? "", start, end);
+  }
+
+  // --- Thinking: from Enter to the reply's first text -------------------------
+  #thinking() {
+    return document.getElementById("thinking");
+  }
+
+  startThinking() {
+    if (this.#thinking()) return;
+    document.getElementById("messages-empty")?.remove();
+    // Looks like a reply that has no text yet: the same dots (chat.css).
+    const item = document.createElement("li");
+    item.id = "thinking";
+    item.className = "message message--assistant message--thinking";
+    const bubble = document.createElement("div");
+    bubble.className = "message__bubble";
+    const text = document.createElement("div");
+    text.className = "message__text";
+    const label = document.createElement("span");
+    label.className = "visually-hidden";
+    label.textContent = "Thinking…";
+    bubble.append(text, label);
+    item.append(bubble);
+    this.list.append(item);
+    this.onrender?.();
+  }
+
+  /** The reply exists (it shows the dots itself until its first text), or none will come. */
+  stopThinking() {
+    this.#thinking()?.remove();
+  }
+}

@@ -1,0 +1,107 @@
+"""Fixtures and helpers for the tests that drive the chat page in Chromium.
+
+Debian's chromium, driven by Playwright from PyPI; no browser is downloaded.
+Each test module that imports ``server`` and ``browser`` gets one Daphne on a
+scratch site and one browser for all its tests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from voice.tests.servers import PASSWORD, DaphneServer, Site
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--autoplay-policy=no-user-gesture-required",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    site = Site(tmp_path_factory.mktemp("browser-site")).setup()
+    daphne = DaphneServer(site).start()
+    yield daphne
+    daphne.stop()
+    site.destroy()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def new_context(browser, viewport=DESKTOP, color_scheme="light", phone=False):
+    context = browser.new_context(
+        viewport=viewport, color_scheme=color_scheme, is_mobile=phone, has_touch=phone, reduced_motion="reduce"
+    )
+    context.set_default_timeout(20_000)
+    return context
+
+
+def log_in(page, server, next_path="/c/new/"):
+    page.goto(f"{server.url}{next_path}")
+    assert "/accounts/login/" in page.url
+    page.get_by_label("Username").fill("demo")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(re.escape(next_path) + "$"))
+    page.wait_for_function("window.voicePlayer !== undefined")
+
+
+def watch_errors(page) -> list:
+    """JavaScript errors of the page, to assert there were none."""
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    return errors
+
+
+def box(page):
+    return page.get_by_role("textbox", name="Message")
+
+
+def send(page, text) -> int:
+    """Send a query; return the index its reply will have among the page's replies."""
+    index = page.locator(".message--assistant[data-message-id]").count()
+    box(page).fill(text)
+    box(page).press("Enter")
+    return index
+
+
+def wait_for_reply(page, index, status="complete"):
+    """The id of the index-th assistant message once its reply is done."""
+    page.wait_for_function(
+        "([index, status]) => { const replies = [...document.querySelectorAll('.message--assistant[data-message-id]')];"
+        " const item = replies.at(index); if (!item) return false;"
+        " const record = window.voiceReplies[item.dataset.messageId];"
+        " return record && record.done && record.done.status === status; }",
+        arg=[index, status],
+    )
+    return int(page.locator(".message--assistant[data-message-id]").nth(index).get_attribute("data-message-id"))
+
+
+def wait_until_open(page):
+    page.wait_for_function("document.getElementById('chat').dataset.connection === 'open'", timeout=40_000)
+
+
+def playback(page, message_id):
+    return page.evaluate(f"window.voicePlayer.log.filter(entry => entry.messageId === {message_id})")
+
+
+def reply_text(page, index=-1):
+    return page.locator(".message--assistant[data-message-id] .message__text").nth(index).text_content()
