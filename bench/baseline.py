@@ -1,7 +1,7 @@
 """The usual approach, for comparison: synthesize the whole reply, then send it once as base64 JSON.
 
-Same Daphne process, same Channels stack, same engine and synthesis pool as
-ours; it even skips the database, which only flatters it.
+Same Daphne process, same Channels stack and same engine as ours (in a thread
+of the server process); it even skips the database, which only flatters it.
 """
 
 import asyncio
@@ -12,15 +12,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from voice import audio
 from voice.tts import get_engine
-from voice.tts.base import executor
 
 
 class WholeReplyConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         text = json.loads(text_data)["text"]
         engine = get_engine()
-        loop = asyncio.get_running_loop()
-        chunks = await loop.run_in_executor(executor(), lambda: list(engine.synthesize(text)))
+        chunks = await asyncio.to_thread(lambda: list(engine.synthesize(text)))
         recording = audio.Recording()
         for chunk in chunks:
             recording.add(chunk)

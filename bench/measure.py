@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 
 from voice import audio, protocol
-from voice.testing import ChatClient, DaphneServer
+from voice.tests.servers import ChatClient, DaphneServer
 
 PCM_BYTES_PER_SECOND = 22050 * 2  # Piper: 22,050 Hz, 16-bit mono
 
@@ -175,6 +175,25 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and all its descendants (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending += [int(child) for child in children.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+    return total
 
 
 def machine() -> dict:

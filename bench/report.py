@@ -5,25 +5,23 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from . import conversations, llm, speech_text, stt, supervision
+from .tables import table
+
 TARGETS = {
     "ttfa_floor": 1.3,  # TTFA <= 1.3 x floor, every reply length
     "speedup_10": 5.0,  # baseline / ours >= 5 for 10 sentences
     "p95_20": 1.0,  # p95 TTFA < 1 s with 20 clients
     "binary_overhead": 0.01,  # binary frames within 1% of raw audio bytes
+    "llm_p50_1": 0.6,  # query -> first audio p50 <= 600 ms for one user, local model
+    "capacity_gain": 3.0,  # capacity with deadline scheduling >= 3 x first-in-first-out
+    "burst_vs_ideal": 1.25,  # burst p95 TTFA within 1.25 x the ideal schedule
+    "hang_ratio": 1.3,  # TTFA while an engine hangs within 1.3 x calm (noise)
+    "cached_ttfa": 0.03,  # a cached reply's first audio under 30 ms
+    "filter_ms": 5.0,  # the speech-ready text stage, per reply
+    "wer": 0.08,  # word error rate on Piper-spoken sentences
+    "release_5s": 1.5,  # end of a 5 s utterance to its final transcript
 }
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
-    lines = ["| " + " | ".join(row) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join(" --- " for _ in headers) + "|")
-    return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.0f}"
-    return str(value)
 
 
 def _ms(seconds: float) -> float:
@@ -150,6 +148,68 @@ class Report:
         checks.append(
             ("binary frames within 1% of raw audio", overhead <= TARGETS["binary_overhead"], f"+{overhead:.2%}")
         )
+        if "conversations" in self.r:
+            cap = self.r["conversations"]["capacity"]
+            gain = cap["deadline"] / cap["fifo"] if cap["fifo"] else float("inf") if cap["deadline"] else 0.0
+            checks.append(
+                (
+                    "capacity with deadline scheduling >= 3 x first-in-first-out",
+                    gain >= TARGETS["capacity_gain"],
+                    f"{cap['deadline']} vs {cap['fifo']} users",
+                )
+            )
+            burst = self.r["conversations"]["burst"]
+            ratio = burst["p95"] / burst["ideal_p95"]
+            checks.append(
+                (
+                    f"burst of {burst['users']}: p95 TTFA <= 1.25 x ideal schedule",
+                    ratio <= TARGETS["burst_vs_ideal"],
+                    f"{ratio:.2f}x",
+                )
+            )
+        if "supervision" in self.r:
+            hang, cache = self.r["supervision"]["hang"], self.r["supervision"]["cache"]
+            ratio = hang["during"] / hang["calm"]
+            checks.append(
+                ("others' TTFA while an engine hangs <= 1.3 x calm", ratio <= TARGETS["hang_ratio"], f"{ratio:.2f}x")
+            )
+            checks.append(
+                (
+                    "a cached reply's first audio < 30 ms",
+                    cache["cached"] < TARGETS["cached_ttfa"],
+                    f"{cache['cached'] * 1000:.1f} ms",
+                )
+            )
+        if "speech_text" in self.r:
+            per_reply = self.r["speech_text"]["ms_per_reply"]
+            checks.append(
+                (
+                    "speech-ready text < 5 ms per reply",
+                    per_reply < TARGETS["filter_ms"],
+                    f"{per_reply:.1f} ms ({self.r['speech_text']['ms_to_first_segment']:.2f} ms before speech)",
+                )
+            )
+        if "stt" in self.r:
+            wer = self.r["stt"]["wer"]
+            checks.append(("voice input: word error rate <= 8%", wer <= TARGETS["wer"], f"{wer:.1%}"))
+            five = next((v for k, v in self.r["stt"]["release_to_final"].items() if k.startswith("5")), None)
+            if five:
+                checks.append(
+                    (
+                        "voice input: end of a 5 s utterance to final transcript <= 1.5 s",
+                        five["final"] <= TARGETS["release_5s"],
+                        f"{five['final'] * 1000:.0f} ms",
+                    )
+                )
+        if "llm" in self.r:
+            p50 = self.r["llm"]["wire"][1]["p50"]
+            checks.append(
+                (
+                    "local model: query -> first audio p50 <= 600 ms, one user",
+                    p50 <= TARGETS["llm_p50_1"],
+                    f"{p50 * 1000:.0f} ms",
+                )
+            )
         return checks
 
     def targets_table(self) -> str:
@@ -199,6 +259,19 @@ class Report:
             ]
         )
 
+    def llm_sections(self) -> list[tuple[str, str]]:
+        return llm.tables(self.r["llm"]) if "llm" in self.r else []
+
+    def text_sections(self) -> list[tuple[str, str]]:
+        return speech_text.tables(self.r["speech_text"]) if "speech_text" in self.r else []
+
+    def stt_sections(self) -> list[tuple[str, str]]:
+        return stt.tables(self.r["stt"]) if "stt" in self.r else []
+
+    def capacity_sections(self) -> list[tuple[str, str]]:
+        sections = conversations.tables(self.r["conversations"]) if "conversations" in self.r else []
+        return sections + (supervision.tables(self.r["supervision"]) if "supervision" in self.r else [])
+
     def machine_line(self) -> str:
         m = self.r["machine"]
         mode = "quick (smoke)" if self.r["quick"] else f"medians of {self.r['repeats']} repeats"
@@ -214,6 +287,10 @@ class Report:
                 "Wire cost:\n" + self.wire_table(),
                 "Speech API (/v1/audio/speech, wav) vs Piper's HTTP server:\n" + self.http_table(),
                 "Engine speed:\n" + self.rtf_table(),
+                *(f"{title}:\n{body}" for title, body in self.llm_sections()),
+                *(f"{title}:\n{body}" for title, body in self.capacity_sections()),
+                *(f"{title}:\n{body}" for title, body in self.stt_sections()),
+                *(f"{title}:\n{body}" for title, body in self.text_sections()),
                 "Targets:\n" + self.targets_table(),
             ]
         )
@@ -280,8 +357,14 @@ class Report:
                 + f"\n\n![Concurrency]({images[1]})",
                 "## Wire cost\n\n" + self.wire_table(),
                 "## Engine speed\n\n" + self.rtf_table(),
-                "## Speech API vs Piper's own HTTP server\n\nNot measured yet: the speech API (issue #5) "
-                "does not exist yet.",
+                "## Speech API vs Piper's own HTTP server\n\n`POST /v1/audio/speech` (wav) against "
+                "`python -m piper.http_server`, same voice, same machine.\n\n" + self.http_table(),
+                "## Capacity: conversations, scheduling, supervision, the cache\n\n"
+                + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.capacity_sections()),
+                "## Speech-ready text\n\n" + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.text_sections()),
+                "## Voice input\n\n" + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.stt_sections()),
+                "## Real answers: the local language model\n\n"
+                + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.llm_sections()),
                 "## Analysis\n\n" + self.analysis(),
             ]
         )

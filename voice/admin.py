@@ -1,30 +1,28 @@
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from .models import ApiKey, Conversation, Message, SpeechRequest
+from .rendering import render_markdown
 
-LATENCY_FIELDS = ("ttfa_ms", "reply_ms", "synthesis_ms", "duration_ms")
+LATENCY_FIELDS = ("first_text_ms", "ttfa_ms", "reply_ms", "synthesis_ms", "duration_ms")
+
+
+class TranscriptStyles:
+    """Styles of the transcript and the rendered replies, in the admin's own colours (light and dark)."""
+
+    css = {"all": ["voice/admin.css"]}
 
 
 @admin.display(description="Audio")
 def audio_player(message: Message) -> str:
     if not message.audio_url:
         return "—"
-    # Served by voice.views.message_audio, which lets staff through.
+    # Served by voice.views.message_audio, which lets staff through (with byte ranges, so it seeks).
     return format_html('<audio controls preload="none" src="{}"></audio>', message.audio_url)
-
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    can_delete = False
-    fields = ("role", "text", "status", "engine", "voice", audio_player, *LATENCY_FIELDS, "created_at")
-    readonly_fields = fields
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Conversation)
@@ -33,29 +31,61 @@ class ConversationAdmin(admin.ModelAdmin):
     list_filter = ("created_at", "updated_at")
     search_fields = ("title", "owner__username", "owner__email", "messages__text")
     date_hierarchy = "created_at"
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "transcript")
     list_select_related = ("owner",)
-    inlines = [MessageInline]
+    raw_id_fields = ("owner",)
+    fieldsets = (
+        (None, {"fields": ("title", "owner", ("voice", "speed"), ("created_at", "updated_at"))}),
+        ("Transcript", {"fields": ("transcript",)}),
+    )
+    Media = TranscriptStyles
 
     @admin.display(description="Messages")
     def message_count(self, conversation: Conversation) -> int:
         return conversation.messages.count()
 
+    @admin.display(description="Transcript")
+    def transcript(self, conversation: Conversation) -> SafeString:
+        """The conversation as it was said: replies rendered, each with its player, timings and errors."""
+        if conversation.pk is None:
+            return "—"
+        return render_to_string(
+            "admin/voice/transcript.html",
+            {
+                "messages": conversation.messages.all(),
+                "stopped": (Message.Status.INTERRUPTED, Message.Status.CANCELLED),
+            },
+        )
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "conversation", "role", "status", "engine", "ttfa_ms", "duration_ms", "created_at")
+    list_display = ("short_text", "conversation", "role", "status", "engine", "ttfa_ms", "duration_ms", "created_at")
     list_filter = ("created_at", "role", "engine", "status")
     search_fields = ("text", "conversation__owner__username", "conversation__title")
     date_hierarchy = "created_at"
     list_select_related = ("conversation",)
-    raw_id_fields = ("conversation",)
-    readonly_fields = (audio_player, *LATENCY_FIELDS, "created_at", "audio_format")
+    raw_id_fields = ("conversation", "reply_to")
+    readonly_fields = ("rendered", audio_player, *LATENCY_FIELDS, "heard_ms", "created_at", "audio_format")
     fieldsets = (
-        (None, {"fields": ("conversation", "role", "text", "status", "error", "created_at")}),
-        ("Speech", {"fields": ("engine", "voice", "audio", audio_player, "audio_format")}),
+        (None, {"fields": ("conversation", "role", "status", "created_at")}),
+        ("Text", {"fields": ("rendered", "text")}),
+        ("Speech", {"fields": ("engine", "voice", "audio", audio_player, "audio_format", "heard_ms")}),
         ("Latency", {"fields": LATENCY_FIELDS}),
+        ("Errors", {"fields": ("error_code", "error")}),
+        ("Reasoning", {"fields": ("reasoning",), "classes": ("collapse",)}),
     )
+    Media = TranscriptStyles
+
+    @admin.display(description="Text", ordering="text")
+    def short_text(self, message: Message) -> str:
+        return Truncator(message.text).chars(120) or "—"
+
+    @admin.display(description="As shown")
+    def rendered(self, message: Message) -> SafeString:
+        if message.role == Message.Role.ASSISTANT:
+            return format_html('<div class="markdown">{}</div>', render_markdown(message.text))
+        return format_html('<div style="white-space: pre-wrap">{}</div>', message.text)
 
 
 @admin.register(ApiKey)

@@ -100,6 +100,34 @@ def pcm_duration(n_bytes: int, sample_rate: int, channels: int = 1) -> float:
     return n_bytes / (2 * channels * sample_rate)
 
 
+def resample(pcm: bytes, sample_rate: int, rate: int, channels: int = 1) -> bytes:
+    """Mono PCM16 at ``rate`` from PCM16 at ``sample_rate`` with ``channels`` interleaved channels.
+
+    Channels are averaged. The rate is converted by FFmpeg's libswresample
+    (through PyAV, which faster-whisper needs anyway): it low-passes first,
+    where plain interpolation would fold everything above the new Nyquist
+    frequency back into the speech band.
+    """
+    data = to_pcm16(pcm)
+    if channels < 1 or sample_rate <= 0 or rate <= 0:
+        raise AudioFormatError(f"Cannot resample {channels} channels from {sample_rate} Hz to {rate} Hz.")
+    if len(data) % (2 * channels):
+        raise AudioFormatError(f"PCM16 data with {channels} channels must hold whole frames.")
+    samples = np.frombuffer(data, dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).round().astype("<i2")
+    if sample_rate == rate or not samples.size:
+        return samples.tobytes()
+    import av
+
+    frame = av.AudioFrame.from_ndarray(samples.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = sample_rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    # Resampling with None flushes the filter's delay line: the tail of the audio.
+    frames = resampler.resample(frame) + resampler.resample(None)
+    return b"".join(out.to_ndarray().astype("<i2").tobytes() for out in frames)
+
+
 def normalize(chunk: AudioChunk) -> AudioChunk:
     """The chunk in a wire format, with bytes data."""
     if chunk.format in (None, PCM_S16LE):

@@ -1,19 +1,16 @@
 """Where a reply is produced: in this server process, or by a speech worker.
 
-Either way the same ``Reply`` runs and publishes to the conversation group, so
-clients see exactly the same events (VOICE_TTS_DISPATCH picks the way).
+Either way the same ``ChatReply`` runs and publishes to the conversation's
+group, so clients see exactly the same events (VOICE_TTS_DISPATCH picks).
 
-Worker delivery is at-most-once (a worker killed mid-job loses it), so the
-consumer that sent a job keeps an eye on it:
+Worker delivery is at-most-once (a worker killed mid-job loses it), so:
 
-1. it sends one job per reply to the ``voice-tts`` channel;
-2. a worker claims the reply row atomically, then acknowledges with the name of
-   a channel on which it listens for ``cancel``;
-3. no acknowledgement within VOICE_TTS_WORKER_TIMEOUT: the consumer claims the
+1. the server sends one job per reply to the ``voice-tts`` channel;
+2. a worker claims the reply row atomically, then acknowledges;
+3. no acknowledgement within VOICE_TTS_WORKER_TIMEOUT: the server claims the
    reply itself and produces the text only (``audio_failed``, ``tts_timeout``);
-4. once accepted, the consumer watches the reply's group events; silence for
-   VOICE_TTS_STALL_TIMEOUT means the worker died: the text seen so far is
-   stored as ``audio_failed`` (``tts_stalled``).
+4. once claimed, the reply's heartbeat shows that its producer is alive: a
+   worker that dies is noticed by ``voice.recovery``, whoever is connected.
 """
 
 from __future__ import annotations
@@ -27,9 +24,10 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
+from .exceptions import TTSError
 from .layers import CHANNEL_LAYER_ERRORS, retrying
-from .replies import Reply
-from .tts import TTSError
+from .producers import producers
+from .replies import ChatReply
 
 WORKER_CHANNEL = "voice-tts"
 
@@ -38,46 +36,22 @@ def producer_name(kind: str) -> str:
     return f"{kind}:{socket.gethostname()}:{os.getpid()}"
 
 
-class InlineReply:
-    """Produce the reply right here."""
+async def claim_and_run(reply: ChatReply, kind: str) -> bool:
+    """Produce ``reply`` in this process, unless another one claimed it first."""
+    channel = await producers(reply.publisher.channel_layer).listen()
+    if not await database_sync_to_async(reply.message.claim)(producer_name(kind), channel):
+        return False
+    await reply.run()
+    return True
 
-    def __init__(self, reply: Reply) -> None:
+
+class WorkerDispatch:
+    """Hand a reply to a ``runworker voice-tts`` process; produce its text here if none takes it."""
+
+    def __init__(self, reply: ChatReply, reply_to: str) -> None:
         self.reply = reply
-
-    async def run(self) -> None:
-        await database_sync_to_async(self.reply.message.claim)(producer_name("server"))
-        await self.reply.run()
-
-    async def cancel(self, task: asyncio.Task) -> None:
-        self.reply.cancel()
-        await task  # quick: the reply stores what it has and ends
-
-    async def detach(self, task: asyncio.Task) -> None:
-        """The asking socket closed: finish anyway, for the other tabs and the history."""
-        await asyncio.shield(task)
-
-    async def accepted(self, event: dict) -> None:
-        pass
-
-    def observe(self, event: dict) -> None:
-        pass
-
-
-class WorkerReply:
-    """Hand the reply to a ``runworker voice-tts`` process and watch over it."""
-
-    def __init__(self, reply: Reply, channel_layer, reply_to: str, group: str) -> None:
-        self.reply = reply
-        self.channel_layer = channel_layer
-        self.reply_to = reply_to
-        self.group = group
-        self.local = False  # True once we produce it ourselves
-        self.cancel_channel: str | None = None
-        self.cancel_requested = False
-        self.text_seen = ""
+        self.reply_to = reply_to  # this server's channel, for the acknowledgement
         self._accepted = asyncio.Event()
-        self._progress = asyncio.Event()
-        self._done = False
 
     @property
     def message_id(self) -> int:
@@ -90,109 +64,59 @@ class WorkerReply:
             "message_id": self.message_id,
             "voice": self.reply.voice,
             "speed": self.reply.speed,
-            "origin": self.reply.origin,
-            "group": self.group,
+            "origin": self.reply.publisher.origin,
+            "group": self.reply.publisher.group,
             "reply_to": self.reply_to,
             # Lets the worker measure latency from when the query arrived here.
-            "received_wall": now - (time.monotonic() - self.reply.received_at),
+            "received_wall": now - (time.monotonic() - self.reply.recorder.received_at),
             # A worker that gets the job later than this leaves it alone.
             "deadline": now + settings.VOICE_TTS_WORKER_TIMEOUT,
         }
 
     async def run(self) -> None:
+        layer = self.reply.publisher.channel_layer
         try:
-            await retrying(self.channel_layer.send, WORKER_CHANNEL, self.job())
+            await retrying(layer.send, WORKER_CHANNEL, self.job())
         except CHANNEL_LAYER_ERRORS as exc:
-            busy = isinstance(exc, ChannelFull)
-            await self._produce_here(
-                TTSError("Every speech worker is busy.", code="tts_busy")
-                if busy
-                else TTSError(f"The speech workers cannot be reached ({exc}).", code="tts_unavailable")
-            )
+            if isinstance(exc, ChannelFull):
+                error = TTSError(
+                    "The speech worker queue is full.",
+                    code="tts_busy",
+                    public_message="Every speech worker is busy; the reply comes as text.",
+                )
+            else:
+                error = TTSError(f"The speech workers cannot be reached ({exc!r}).", code="tts_unavailable")
+            await self._produce_here(error)
             return
         timeout = settings.VOICE_TTS_WORKER_TIMEOUT
         try:
             await asyncio.wait_for(self._accepted.wait(), timeout)
         except TimeoutError:
-            error = TTSError(f"No speech worker accepted the reply within {timeout:g} s.", code="tts_timeout")
-            if await self._produce_here(error):
-                return
-            # A worker claimed it just now; its acknowledgement is on the way.
-        await self._watch()
+            error = TTSError(
+                f"No speech worker accepted the reply within {timeout:g} s.",
+                code="tts_timeout",
+                public_message="No speech worker was free in time; the reply comes as text.",
+            )
+            # Unless a worker claimed it just now: then the worker produces it.
+            await self._produce_here(error)
 
-    async def _produce_here(self, error: TTSError) -> bool:
-        """Produce the text here, without speech; False if a worker already claimed the reply."""
-        if not await database_sync_to_async(self.reply.message.claim)(producer_name("server")):
-            return False
-        self.local = True
+    async def _produce_here(self, error: TTSError) -> None:
         self.reply.speech_error = error
-        await self.reply.run()
-        return True
+        await claim_and_run(self.reply, "server")
 
-    async def _watch(self) -> None:
-        stall = settings.VOICE_TTS_STALL_TIMEOUT
-        while not self._done:
-            try:
-                await asyncio.wait_for(self._progress.wait(), stall)
-            except TimeoutError:
-                await self.reply.abandon(
-                    self.text_seen,
-                    TTSError(f"The speech worker went silent for {stall:g} s.", code="tts_stalled"),
-                )
-                return
-            self._progress.clear()
-
-    async def accepted(self, event: dict) -> None:
-        if event.get("message_id") != self.message_id:
-            return
-        self.cancel_channel = event["cancel_channel"]
-        self._accepted.set()
-        self._progress.set()
-        if self.cancel_requested:
-            await self._send_cancel()
-
-    def observe(self, event: dict) -> None:
-        """A group event this consumer received: progress (or the end) of the watched reply?"""
-        if message_id_of(event) != self.message_id:
-            return
-        if event["type"] == "reply.delta":
-            self.text_seen += event["text"]
-        if event["type"] == "reply.done":
-            self._done = True
-        self._progress.set()
-
-    async def cancel(self, task: asyncio.Task) -> None:
-        # Never wait for the task here: it ends on the worker's reply.done,
-        # which this consumer can only receive once this handler returns.
-        if self.local:
-            self.reply.cancel()
-        elif self.cancel_channel:
-            await self._send_cancel()
-        else:
-            self.cancel_requested = True
-
-    async def _send_cancel(self) -> None:
-        await retrying(
-            self.channel_layer.send, self.cancel_channel, {"type": "tts.cancel", "message_id": self.message_id}
-        )
-
-    async def detach(self, task: asyncio.Task) -> None:
-        """The asking socket closed. A worker's reply goes on without us; our own is finished."""
-        if self.local:
-            await asyncio.shield(task)
-        else:
-            task.cancel()
+    def accepted(self, event: dict) -> None:
+        if event.get("message_id") == self.message_id:
+            self._accepted.set()
 
 
-def message_id_of(event: dict) -> int | None:
-    if event["type"] == "message":
-        return event["message"]["id"]
-    if event["type"] == "audio.chunk":
-        return event["header"]["message_id"]
-    return event.get("message_id")
-
-
-def start(reply: Reply, channel_layer, reply_to: str, group: str) -> InlineReply | WorkerReply:
-    if settings.VOICE_TTS_DISPATCH == "worker":
-        return WorkerReply(reply, channel_layer, reply_to, group)
-    return InlineReply(reply)
+async def produce(reply: ChatReply, reply_to: str, pending: dict[int, WorkerDispatch]) -> None:
+    """Produce a reply the configured way; ``pending`` lists the ones a worker may still acknowledge."""
+    if settings.VOICE_TTS_DISPATCH != "worker":
+        await claim_and_run(reply, "server")
+        return
+    dispatch = WorkerDispatch(reply, reply_to)
+    pending[dispatch.message_id] = dispatch
+    try:
+        await dispatch.run()
+    finally:
+        pending.pop(dispatch.message_id, None)

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Conversation
+from .models import TITLE_CHARS, Conversation
 from .tts import TTSError, get_engine
 from .tts.base import MAX_SPEED, MIN_SPEED
 
@@ -22,3 +22,13 @@ class ConversationSettingsForm(forms.ModelForm):
             except TTSError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return voice
+
+
+class ConversationTitleForm(forms.ModelForm):
+    """A conversation's name in the sidebar; blank is refused (the first query named it)."""
+
+    title = forms.CharField(max_length=TITLE_CHARS)
+
+    class Meta:
+        model = Conversation
+        fields = ["title"]

@@ -49,36 +49,95 @@ class Message(models.Model):
         COMPLETE = "complete", "Complete"
         AUDIO_FAILED = "audio_failed", "Audio failed"
         CANCELLED = "cancelled", "Cancelled"
+        INTERRUPTED = "interrupted", "Interrupted"
         FAILED = "failed", "Reply failed"
+
+    # A reply in one of these states is over: nothing will change its text.
+    FINISHED = (Status.COMPLETE, Status.AUDIO_FAILED, Status.CANCELLED, Status.INTERRUPTED, Status.FAILED)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     text = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    # What clients were told (a stable code); the details stay here, for staff.
+    error_code = models.CharField(max_length=50, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The query a reply answers.
+    reply_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        limit_choices_to={"role": "user"},
+    )
+    # What a model thought before answering; never spoken, never shown to the user.
+    reasoning = models.TextField(blank=True)
+    # The sending page's own id for a query, so that a query sent again after a
+    # dropped connection is stored once.
+    client_id = models.CharField(max_length=64, blank=True)
 
     # Speech (assistant messages only).
     # Which process produces the reply: claimed once, so that a late worker
     # and a consumer that gave up on it never both produce it.
     produced_by = models.CharField(max_length=200, blank=True)
+    # Where to send a cancel for this reply while it is produced (a channel name).
+    producer_channel = models.CharField(max_length=200, blank=True)
+    # Refreshed while the reply is produced: a stale one means its producer is gone.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     engine = models.CharField(max_length=50, blank=True)
     voice = models.CharField(max_length=100, blank=True)
     audio = models.FileField(upload_to="voice/audio/%Y/%m/", blank=True)
     audio_format = models.CharField(max_length=16, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Each spoken segment: [text_start, text_end, audio_start_ms, audio_end_ms].
+    segments = models.JSONField(default=list, blank=True)
+    # How much of the audio the asking tab played before the reply was stopped.
+    heard_ms = models.PositiveIntegerField(null=True, blank=True)
 
     # Latency, measured from the moment the query reached the server.
+    first_text_ms = models.PositiveIntegerField("time to first text (ms)", null=True, blank=True)
     ttfa_ms = models.PositiveIntegerField("time to first audio (ms)", null=True, blank=True)
     reply_ms = models.PositiveIntegerField("time to full text (ms)", null=True, blank=True)
     synthesis_ms = models.PositiveIntegerField("total synthesis time (ms)", null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["conversation", "created_at"])]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="voice_message_client_id_once",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {Truncator(self.text).chars(60)}"
+
+    @property
+    def heard_text(self) -> str:
+        """The part of the reply the user heard: all of it unless it was cut short.
+
+        Segments whose audio started before ``heard_ms`` count whole (a listener
+        who heard half a sentence knows where it was going). Without a
+        ``heard_ms``, a reply that was stopped counts up to its last spoken
+        segment; one never spoken counts as shown.
+        """
+        stopped = self.status in (self.Status.INTERRUPTED, self.Status.CANCELLED)
+        if not self.segments or (self.heard_ms is None and not stopped):
+            return self.text
+        heard = self.heard_ms if self.heard_ms is not None else float("inf")
+        end = 0
+        for _text_start, text_end, audio_start_ms, _audio_end_ms in self.segments:
+            if audio_start_ms >= heard:
+                break
+            end = text_end
+        return self.text[:end].rstrip()
 
     @property
     def audio_url(self) -> str | None:
@@ -86,17 +145,26 @@ class Message(models.Model):
             return None
         return reverse("voice:message_audio", args=[self.pk])
 
-    def claim(self, producer: str) -> bool:
-        """Atomically become the producer of this reply; False if another process is."""
-        claimed = bool(type(self).objects.filter(pk=self.pk, produced_by="").update(produced_by=producer))
+    def claim(self, producer: str, channel: str = "") -> bool:
+        """Atomically become the producer of this reply; False if another process is.
+
+        ``channel`` is where cancels for the reply reach the producer.
+        """
+        fields = {"produced_by": producer, "producer_channel": channel, "heartbeat_at": timezone.now()}
+        unclaimed = type(self).objects.filter(pk=self.pk, produced_by="", status=self.Status.STREAMING)
+        claimed = bool(unclaimed.update(**fields))
         if claimed:
-            self.produced_by = producer
+            for name, value in fields.items():
+                setattr(self, name, value)
         return claimed
 
     def release(self, producer: str) -> None:
         """Give up a claim, so that another process may produce this reply."""
-        type(self).objects.filter(pk=self.pk, produced_by=producer).update(produced_by="")
-        self.produced_by = ""
+        type(self).objects.filter(pk=self.pk, produced_by=producer).update(
+            produced_by="", producer_channel="", heartbeat_at=None
+        )
+        self.produced_by = self.producer_channel = ""
+        self.heartbeat_at = None
 
     def as_event_payload(self) -> dict:
         """The message as the wire protocol's `message` event carries it."""
@@ -107,6 +175,13 @@ class Message(models.Model):
             "status": self.status,
             "created_at": self.created_at.isoformat(),
             "audio_url": self.audio_url,
+            "heard_ms": self.heard_ms,
+            "client_id": self.client_id or None,
+            # A query that was said, not typed (its recording plays from audio_url).
+            "is_voice": self.role == self.Role.USER and bool(self.audio),
+            "duration_ms": self.duration_ms,
+            # [text_start, text_end, audio_start_ms, audio_end_ms] per spoken segment: replays can highlight.
+            "segments": self.segments,
         }
 
 

@@ -1,11 +1,14 @@
-"""Producing, speaking and storing one assistant reply.
+"""One assistant reply of the chat, from its query to its stored audio.
 
-``accept_query`` stores the user's message before anything else can fail, and
-an empty assistant message whose id the streamed events carry. ``Reply`` then
-runs the responder, cuts its text into sentences, synthesizes them one by one
-and publishes every delta and audio chunk the moment it exists; at the end it
-stores the text, the whole audio and the latency figures. A failing engine
-costs the audio, never the text; a failing responder keeps the text so far.
+``accept_query`` stores the user's message, and a placeholder reply linked to
+it, before anything else can fail. ``ChatReply`` then runs the reply pipeline,
+hands every event to the conversation's tabs (``voice.publishing``) and to the
+database (``voice.recorder``), and ends with the reply stored whatever
+happened: a failing engine costs the audio, a failing model keeps the text so
+far, and a stopped reply keeps what was said and how much of it was heard.
+
+``stop_replies`` and ``record_heard`` are how a new query (or a stop) cuts
+short what came before it, on any server or worker.
 """
 
 from __future__ import annotations
@@ -13,278 +16,219 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
-from . import audio
-from .layers import CHANNEL_LAYER_ERRORS, retrying
+from . import pipeline, protocol
+from .exceptions import ResponderError, TTSError
+from .history import settled_turns_before
 from .models import Conversation, Message
+from .producers import producers, send_stop
+from .publishing import GroupPublisher
+from .recorder import ReplyRecorder
 from .responders import get_responder
-from .sentences import Sentence, SentenceSplitter
-from .tts import BaseEngine, TTSError, get_engine
 
 logger = logging.getLogger(__name__)
 
-# Channel-layer messages must stay well under the spec's 1 MB.
-MAX_CHUNK_BYTES = 256 * 1024
+# produced_by of a reply stopped before any process took it on.
+NEVER_STARTED = "stopped-before-start"
 
-# What a Reply writes: never produced_by, which belongs to the claim.
-REPLY_FIELDS = [
-    "text",
-    "status",
-    "error",
-    "engine",
-    "voice",
-    "audio",
-    "audio_format",
-    "duration_ms",
-    "ttfa_ms",
-    "reply_ms",
-    "synthesis_ms",
-]
 
-Publish = Callable[[dict], Awaitable[None]]
+@dataclass(frozen=True)
+class Recording:
+    """What the user said, for a spoken query."""
+
+    wav: bytes
+    duration_ms: int
 
 
 @database_sync_to_async
-def accept_query(conversation: Conversation, text: str) -> tuple[Message, Message, list[Message]]:
-    """Store the query and a placeholder reply; return them with the earlier history."""
+def accept_query(
+    conversation: Conversation, text: str, client_id: str = "", recording: Recording | None = None
+) -> tuple[Message, Message | None]:
+    """Store the query (with its recording, if it was spoken) and a placeholder reply that answers it.
+
+    A query whose ``client_id`` is already stored (sent again after a dropped
+    connection) is not stored twice: it comes back with no new reply. A
+    recording that cannot be stored costs the recording only, never the query.
+    """
+    if client_id:
+        stored = conversation.messages.filter(client_id=client_id, role=Message.Role.USER).first()
+        if stored is not None:
+            return stored, None
+    try:
+        query, reply = _store_query(conversation, text, client_id)
+    except IntegrityError:  # the same client_id, stored a moment ago by another socket
+        return conversation.messages.get(client_id=client_id, role=Message.Role.USER), None
+    if recording is not None:
+        try:
+            query.audio_format, query.duration_ms = "wav", recording.duration_ms
+            query.audio.save(f"{query.pk}-query.wav", ContentFile(recording.wav), save=False)
+            query.save(update_fields=["audio", "audio_format", "duration_ms"])
+        except Exception:
+            logger.exception("Storing the recording of query %s failed; the query is kept", query.pk)
+            query.audio, query.audio_format, query.duration_ms = None, "", None
+    return query, reply
+
+
+def _store_query(conversation: Conversation, text: str, client_id: str) -> tuple[Message, Message]:
     with transaction.atomic():
         # Another tab may have changed the voice or speed since this socket opened.
         conversation.refresh_from_db(fields=["voice", "speed", "title"])
-        history = list(conversation.messages.all())
-        query = conversation.messages.create(role=Message.Role.USER, text=text)
-        reply = conversation.messages.create(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+        query = conversation.messages.create(role=Message.Role.USER, text=text, client_id=client_id)
+        reply = conversation.messages.create(
+            role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=query
+        )
         if not conversation.title:
             conversation.title = conversation.title_from(text)
         conversation.save(update_fields=["title", "updated_at"])
-    return query, reply, history
+    return query, reply
 
 
-@dataclass
-class Metrics:
-    received_at: float
-    first_audio_at: float | None = None
-    text_done_at: float | None = None
-    synthesis_seconds: float = 0.0
-    sentences: int = 0
+class ChatReply:
+    def __init__(
+        self,
+        message: Message,
+        publisher: GroupPublisher,
+        *,
+        voice: str | None = None,
+        speed: float = 1.0,
+        received_at: float | None = None,
+        speech_error: TTSError | None = None,
+        queued: bool = False,
+    ) -> None:
+        """``message`` is the placeholder, with its ``reply_to`` (the query) loaded.
 
-    def ms_since_received(self, moment: float | None) -> int | None:
-        return None if moment is None else round((moment - self.received_at) * 1000)
-
-
-@dataclass
-class Reply:
-    message: Message
-    query: str
-    history: list[Message]
-    publish: Publish
-    engine: BaseEngine | None = None  # None: the configured engine
-    voice: str | None = None
-    speed: float = 1.0
-    origin: str = ""  # channel name of the connection that asked
-    received_at: float = field(default_factory=time.monotonic)  # time.monotonic() of the query
-    speech_error: TTSError | None = None  # set: produce the text only, reporting this
-
-    def __post_init__(self) -> None:
-        self.metrics = Metrics(received_at=self.received_at)
-        self.text = ""
-        self.recording = audio.Recording()
-        self.seq = 0
-        self.cancelled = False
-        self.reply_error: Exception | None = None
-        self.audio_error: Exception | None = None
-        self._sentences: asyncio.Queue[Sentence | None] = asyncio.Queue()
-        self._tasks: list[asyncio.Task] = []
+        ``queued``: the reply waited in a queue (for a worker), so a newer query may have come meanwhile.
+        """
+        self.message = message
+        self.publisher = publisher
+        self.voice = voice
+        self.speed = speed
+        self.speech_error = speech_error  # set: produce the text only, reporting this
+        self.queued = queued
+        self.recorder = ReplyRecorder(message, received_at if received_at is not None else time.monotonic())
+        self.task: asyncio.Task | None = None
+        self._producing: asyncio.Task | None = None
+        self._stopped: str | None = None
+        self._heard_ms: int | None = None
 
     async def run(self) -> Message:
-        self._tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._speak())]
+        """Produce, publish and store the reply; returns the stored message."""
+        self.task = asyncio.current_task()
+        registry = producers(self.publisher.channel_layer)
+        registry.add(self)
+        checkpoints = asyncio.create_task(self.recorder.keep_checkpoints())
+        self._producing = asyncio.create_task(self._produce())
         try:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.shield(self._producing)
+        except asyncio.CancelledError:
+            # Torn down from outside (shutdown): stop, and still store what there is.
+            self.stop(Message.Status.INTERRUPTED)
         finally:
-            # Even if we are being torn down, what was produced is kept.
-            await asyncio.shield(self._finish())
+            try:
+                await asyncio.shield(self._conclude(checkpoints))
+            finally:
+                registry.discard(self)
         return self.message
 
-    async def abandon(self, text: str, error: TTSError) -> None:
-        """Store and announce a reply whose producer went silent: the text seen so far, audio_failed."""
-        self.text = text
-        self.audio_error = error
-        await self._send_error(error.code, str(error))
-        await self._finish()
+    def stop(self, status: str = Message.Status.CANCELLED, heard_ms: int | None = None) -> None:
+        """Stop at once; what was produced is stored with ``status`` (cancelled or interrupted)."""
+        if self._stopped is None:
+            self._stopped = status
+        if heard_ms is not None:
+            self._heard_ms = heard_ms
+        if self._producing is not None:
+            self._producing.cancel()
 
-    def cancel(self) -> None:
-        """Stop at once; the text and audio so far are stored as ``cancelled``."""
-        self.cancelled = True
-        for task in self._tasks:
-            task.cancel()
-
-    async def announce(self, message: Message) -> None:
-        """Tell the conversation a message was stored or finished (the ``message`` event)."""
-        await self._send("message", message=message.as_event_payload())
-
-    async def _send_error(self, code: str, message: str) -> None:
-        await self._send("error", code=code, message=message, message_id=self.message.pk)
-
-    async def _send(self, event_type: str, **payload) -> None:
-        await retrying(self.publish, {"type": event_type, "origin": self.origin, **payload})
-
-    async def _write(self) -> None:
-        splitter = SentenceSplitter(first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS)
+    async def _produce(self) -> None:
+        query = self.message.reply_to
+        if self.queued and await self._superseded(query):
+            self._stopped = Message.Status.INTERRUPTED
+            return
+        speaker = pipeline.Speaker(voice=self.voice, speed=self.speed)
+        if self.speech_error is not None:
+            await self._handle(pipeline.SpeechFailed(self.speech_error))
+            speaker = None
         try:
-            async for delta in get_responder().respond(self.query, self.history):
-                if not delta:
-                    continue
-                self.text += delta
-                await self._send("reply.delta", message_id=self.message.pk, text=delta)
-                for sentence in splitter.feed(delta):
-                    self._sentences.put_nowait(sentence)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("Responder failed for message %s", self.message.pk)
-            self.reply_error = exc
-            await self._send_error("reply_failed", f"The reply failed: {exc}")
-        finally:
-            # Speak what there is, even after a responder failure.
-            if not self.cancelled:
-                for sentence in splitter.flush():
-                    self._sentences.put_nowait(sentence)
-            self.metrics.text_done_at = time.monotonic()
-            self._sentences.put_nowait(None)
+            responder = get_responder()
+        except ResponderError as exc:
+            await self._handle(pipeline.TextFailed(exc))
+            return
+        history = await settled_turns_before(query) if responder.uses_history else []
+        async for event in pipeline.ReplyPipeline(responder, speaker).run(query.text, history):
+            await self._handle(event)
 
-    async def _speak(self) -> None:
-        try:
-            if self.speech_error is not None:
-                raise self.speech_error
-            # Resolved here so that a misconfigured engine or voice costs the
-            # audio only, like any other speech failure.
-            self.engine = self.engine or get_engine()
-            self.voice = self.engine.get_voice(self.voice).id
-        except TTSError as exc:
-            await self._audio_failed(exc)
-        while (sentence := await self._sentences.get()) is not None:
-            if self.audio_error is not None:
-                continue  # keep draining: the text still completes
-            try:
-                await self._speak_sentence(sentence)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, TTSError):
-                    logger.exception("Speech engine failed for message %s", self.message.pk)
-                await self._audio_failed(exc)
+    async def _handle(self, event: pipeline.Event) -> None:
+        self.recorder.observe(event)
+        if isinstance(event, pipeline.TextFailed | pipeline.SpeechFailed):
+            logger.warning("Reply %s: %s (%s)", self.message.pk, event.error.code, event.error)
+        await self.publisher.publish(self.message.pk, event)
 
-    async def _audio_failed(self, exc: Exception) -> None:
-        self.audio_error = exc
-        code = getattr(exc, "code", "tts_failed")
-        await self._send_error(code, f"Speech failed; the reply continues as text. {exc}")
+    @database_sync_to_async
+    def _superseded(self, query: Message) -> bool:
+        """Whether a newer query came while this reply waited (for a worker, say): it would answer too late."""
+        return query.conversation.messages.filter(role=Message.Role.USER, pk__gt=query.pk).exists()
 
-    async def _speak_sentence(self, sentence: Sentence) -> None:
-        self.metrics.sentences += 1
-        started = time.monotonic()
-        async for chunk in self.engine.astream(sentence.text, self.voice, self.speed):
-            self.metrics.synthesis_seconds += time.monotonic() - started
-            for piece in audio.split(chunk, MAX_CHUNK_BYTES):
-                await self._publish_chunk(piece, sentence)
-            started = time.monotonic()
-        self.metrics.synthesis_seconds += time.monotonic() - started
+    async def _conclude(self, checkpoints: asyncio.Task) -> None:
+        if self._producing is not None and not self._producing.done():
+            await asyncio.wait([self._producing])
+        checkpoints.cancel()
+        if self._producing is not None and not self._producing.cancelled() and self._producing.exception():
+            error = self._producing.exception()
+            logger.error("Reply %s failed unexpectedly", self.message.pk, exc_info=error)
+            await self._handle(pipeline.TextFailed(ResponderError(f"{type(error).__name__}: {error}")))
+        message = await self.recorder.finish(self._stopped, self._heard_ms)
+        await self.publisher.finished(message, self.recorder.chunks, self.recorder.metrics())
 
-    async def _publish_chunk(self, chunk: audio.AudioChunk, sentence: Sentence) -> None:
-        self.recording.add(chunk)
-        if self.seq == 0:
-            self.metrics.first_audio_at = time.monotonic()
-            await self._send(
-                "audio.start",
-                message_id=self.message.pk,
-                format=chunk.format,
-                sample_rate=chunk.sample_rate,
-                channels=chunk.channels,
-            )
-        header = {
-            "message_id": self.message.pk,
-            "seq": self.seq,
-            "format": chunk.format,
-            "sample_rate": chunk.sample_rate,
-            "channels": chunk.channels,
-            # Character span of the sentence in the reply text, for highlighting.
-            "text_start": sentence.start,
-            "text_end": sentence.end,
-        }
-        self.seq += 1
-        await self._send("audio.chunk", header=header, data=chunk.data)
 
-    async def _finish(self) -> None:
-        message = self.message
-        if self.cancelled:
-            message.status = Message.Status.CANCELLED
-        elif self.reply_error is not None:
-            message.status = Message.Status.FAILED
-            message.error = str(self.reply_error)
-        elif self.audio_error is not None:
-            message.status = Message.Status.AUDIO_FAILED
-            message.error = str(self.audio_error)
-        else:
-            message.status = Message.Status.COMPLETE
-        message.text = self.text
-        message.engine = self.engine.name if self.engine else ""
-        message.voice = self.voice or ""
-        message.ttfa_ms = self.metrics.ms_since_received(self.metrics.first_audio_at)
-        message.reply_ms = self.metrics.ms_since_received(self.metrics.text_done_at)
-        message.synthesis_ms = round(self.metrics.synthesis_seconds * 1000)
-        try:
-            await database_sync_to_async(self._store)()
-        except Exception as exc:
-            # Keep the text even when the audio cannot be stored.
-            logger.exception("Storing the reply audio of message %s failed", message.pk)
-            message.audio = None
-            message.status = Message.Status.AUDIO_FAILED
-            message.error = f"Storing the audio failed: {exc}"
-            await database_sync_to_async(message.save)(update_fields=REPLY_FIELDS)
-            await self._send_error("audio_not_stored", message.error)
+async def stop_replies(conversation: Conversation, channel_layer, status: str, before: int | None = None) -> None:
+    """Stop the replies of ``conversation`` in production (those before reply ``before``), wherever they run.
 
-        try:
-            if self.recording:
-                await self._send(
-                    "audio.end",
-                    message_id=message.pk,
-                    chunks=self.seq,
-                    duration_ms=message.duration_ms,
-                    url=message.audio_url,
-                )
-            await self.announce(message)
-            await self._send("reply.done", message_id=message.pk, status=message.status, metrics=self.summary())
-        except CHANNEL_LAYER_ERRORS:
-            # The reply is stored; clients see it when they reload or reconnect.
-            logger.exception("Could not announce the end of reply %s", message.pk)
+    A reply nobody has started yet (a worker has not taken it) is stopped right
+    here: it will never start, and its tabs are told.
+    """
+    running = conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
+    if before is not None:
+        running = running.filter(pk__lt=before)
+    async for reply in running:
+        if not reply.producer_channel:
+            unstarted = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING, produced_by="")
+            if await unstarted.aupdate(status=status, produced_by=NEVER_STARTED):
+                reply.status = status
+                publisher = GroupPublisher(channel_layer, conversation.group_name)
+                await publisher.try_send(protocol.message_event(reply))
+                await publisher.try_send(protocol.reply_done(reply.pk, status, {}))
+                continue
+            reply = await Message.objects.aget(pk=reply.pk)  # claimed just now: stop it where it runs
+        if reply.producer_channel:
+            await send_stop(channel_layer, reply.producer_channel, reply.pk, status, None)
 
-    def _store(self) -> None:
-        message = self.message
-        if self.recording:
-            message.duration_ms = round(self.recording.duration * 1000)
-            message.audio_format = self.recording.file_format
-            message.audio.save(
-                f"{message.pk}.{message.audio_format}",
-                ContentFile(self.recording.file_bytes()),
-                save=False,
-            )
-        message.save(update_fields=REPLY_FIELDS)
-        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
 
-    def summary(self) -> dict:
-        duration = (self.message.duration_ms or 0) / 1000
-        return {
-            "ttfa_ms": self.message.ttfa_ms,
-            "reply_ms": self.message.reply_ms,
-            "synthesis_ms": self.message.synthesis_ms,
-            "duration_ms": self.message.duration_ms,
-            "sentences": self.metrics.sentences,
-            "chunks": self.seq,
-            "real_time_factor": round(self.metrics.synthesis_seconds / duration, 3) if duration else None,
-        }
+async def record_heard(conversation: Conversation, channel_layer, message_id: int, heard_ms: int, status: str) -> None:
+    """A tab played ``heard_ms`` of a reply and then stopped it: remember, and stop the reply.
+
+    A reply still in production is stopped. One already stored but still
+    being spoken (its audio outlasts its production) is marked ``status`` if
+    less than all of it was heard.
+    """
+    reply = await conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).afirst()
+    if reply is None:
+        return
+    replies = Message.objects.filter(pk=reply.pk, status=reply.status)
+    if reply.status == Message.Status.STREAMING:
+        # Written here too: the producer may be storing the reply right now.
+        await replies.aupdate(heard_ms=heard_ms)
+        if reply.producer_channel:
+            await send_stop(channel_layer, reply.producer_channel, reply.pk, status, heard_ms)
+    elif reply.status in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+        await replies.aupdate(heard_ms=heard_ms)
+    elif reply.status in (Message.Status.COMPLETE, Message.Status.AUDIO_FAILED):
+        if reply.duration_ms is not None and heard_ms >= reply.duration_ms:
+            return  # heard to the end: nothing was cut
+        if await replies.aupdate(status=status, heard_ms=heard_ms):
+            reply.status, reply.heard_ms = status, heard_ms
+            await GroupPublisher(channel_layer, conversation.group_name).try_send(protocol.message_event(reply))

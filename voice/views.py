@@ -1,16 +1,36 @@
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Q, QuerySet
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
 from django.views.decorators.http import require_GET, require_POST
+from werkzeug.http import parse_range_header
 
 from . import audio
-from .forms import ConversationSettingsForm
+from .forms import ConversationSettingsForm, ConversationTitleForm
 from .models import Conversation, Message
 from .tts import TTSError, Voice, get_engine
 
 # Offered by the page's speed picker (any value from 0.5 to 2 is accepted).
 SPEEDS = (0.75, 1.0, 1.25, 1.5, 2.0)
+# Conversations in the sidebar, and found by a search.
+LISTED = 100
 
 
 def _voices() -> list[Voice]:
@@ -20,15 +40,82 @@ def _voices() -> list[Voice]:
         return []  # the page still works; replies report audio_failed
 
 
+def _owned(request: HttpRequest, pk: int) -> Conversation:
+    return get_object_or_404(Conversation, pk=pk, owner=request.user)
+
+
+# --- The conversation list ------------------------------------------------------
+def date_groups(conversations: Iterable[Conversation], today: datetime.date) -> list[tuple[str, list[Conversation]]]:
+    """Conversations (newest first) under "Today", "Yesterday", "Previous 7 days", … then one heading a month."""
+    groups: list[tuple[str, list[Conversation]]] = []
+    for conversation in conversations:
+        day = timezone.localdate(conversation.updated_at)
+        age = (today - day).days
+        if age <= 0:
+            label = "Today"
+        elif age == 1:
+            label = "Yesterday"
+        elif age < 7:
+            label = "Previous 7 days"
+        elif age < 30:
+            label = "Previous 30 days"
+        else:
+            label = format_date(day, "F Y")
+        if not groups or groups[-1][0] != label:
+            groups.append((label, []))
+        groups[-1][1].append(conversation)
+    return groups
+
+
+def _search(request: HttpRequest, query: str) -> QuerySet[Conversation]:
+    conversations = request.user.conversations.all()
+    if query:
+        # In the title, or anywhere in what was said.
+        matching = Q(title__icontains=query) | Q(messages__text__icontains=query)
+        conversations = conversations.filter(pk__in=Conversation.objects.filter(matching).values("pk"))
+    return conversations[:LISTED]
+
+
+@login_required
+@require_GET
+def conversation_list(request: HttpRequest) -> JsonResponse:
+    """The sidebar's conversations, grouped by date; ``?q=`` searches titles and messages."""
+    query = request.GET.get("q", "").strip()
+    groups = date_groups(_search(request, query), timezone.localdate())
+    return JsonResponse(
+        {
+            "query": query,
+            "groups": [
+                {
+                    "label": label,
+                    "conversations": [
+                        {"id": c.pk, "title": str(c), "url": c.get_absolute_url()} for c in conversations
+                    ],
+                }
+                for label, conversations in groups
+            ],
+        }
+    )
+
+
+# --- Pages ------------------------------------------------------------------------
 def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    messages = list(conversation.messages.all()) if conversation else []
+    # "Copy reply 3": every button gets a name of its own.
+    numbers = Counter()
+    for message in messages:
+        numbers[message.role] += 1
+        message.number = numbers[message.role]
     context = {
         "voices": _voices(),
         "speeds": SPEEDS,
         "current_voice": conversation.voice if conversation else "",
         "current_speed": conversation.speed if conversation else 1.0,
         "conversation": conversation,
-        "conversations": request.user.conversations.all()[:100],
-        "messages": conversation.messages.all() if conversation else [],
+        "conversation_groups": date_groups(_search(request, ""), timezone.localdate()),
+        "messages": messages,
+        # The markdown of each reply, for highlighting the sentence being spoken.
+        "reply_sources": {m.pk: m.text for m in messages if m.role == Message.Role.ASSISTANT},
         "max_query_chars": settings.VOICE_MAX_QUERY_CHARS,
     }
     return render(request, "voice/chat.html", context)
@@ -50,6 +137,13 @@ def new_conversation(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _chat_page(request, _owned(request, pk))
+
+
+# --- Changing conversations ---------------------------------------------------------
+@login_required
 @require_POST
 def create_conversation(request: HttpRequest) -> JsonResponse:
     """Called by the page when the first query of a new conversation is sent."""
@@ -65,7 +159,7 @@ def create_conversation(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_POST
 def conversation_settings(request: HttpRequest, pk: int) -> JsonResponse:
-    conversation = get_object_or_404(Conversation, pk=pk, owner=request.user)
+    conversation = _owned(request, pk)
     form = ConversationSettingsForm(request.POST, instance=conversation)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
@@ -74,25 +168,109 @@ def conversation_settings(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @login_required
-@require_GET
-def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = get_object_or_404(Conversation, pk=pk, owner=request.user)
-    return _chat_page(request, conversation)
+@require_POST
+def rename_conversation(request: HttpRequest, pk: int) -> JsonResponse:
+    form = ConversationTitleForm(request.POST, instance=_owned(request, pk))
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    conversation = form.save()
+    return JsonResponse({"id": conversation.pk, "title": str(conversation)})
 
 
 @login_required
+@require_POST
+def delete_conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    """A plain form post from the page's confirmation dialog; back to the latest conversation."""
+    _owned(request, pk).delete()  # its messages and their audio rows go with it
+    return redirect("voice:home")
+
+
+# --- Data for the page ----------------------------------------------------------------
+@login_required
 @require_GET
-def message_audio(request: HttpRequest, pk: int) -> FileResponse:
-    """A reply's stored audio, for its owner and for staff; 404 for anyone else."""
+def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
+    """What changed while a page was disconnected: messages after ``?after=<id>``, and any not finished."""
+    conversation = _owned(request, pk)
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        return JsonResponse({"errors": {"after": ["A message id."]}}, status=400)
+    changed = conversation.messages.filter(Q(pk__gt=after) | Q(status=Message.Status.STREAMING))
+    return JsonResponse({"messages": [message.as_event_payload() for message in changed]})
+
+
+# --- Stored audio, with byte ranges ------------------------------------------------------
+@login_required
+@require_GET
+def message_audio(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """A reply's stored audio, for its owner and for staff; 404 for anyone else.
+
+    Byte ranges are served, so that players can seek.
+    """
     messages = Message.objects.select_related("conversation")
     if not request.user.is_staff:
         messages = messages.filter(conversation__owner=request.user)
     message = get_object_or_404(messages, pk=pk)
     if not message.audio:
         raise Http404("This message has no audio.")
-    response = FileResponse(
-        message.audio.open("rb"),
-        content_type=audio.CONTENT_TYPES.get(message.audio_format, "application/octet-stream"),
-    )
+    content_type = audio.CONTENT_TYPES.get(message.audio_format, "application/octet-stream")
+    response = ranged_file_response(request, message.audio, content_type)
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one ``(start, stop)`` a Range header asks of ``size`` bytes; None: send it all.
+
+    Werkzeug parses the header. Raises ValueError when it cannot be satisfied
+    (malformed, or past the end): that is a 416. Several ranges get the whole
+    file, as RFC 9110 allows, rather than a multipart body no player asks for.
+    """
+    parsed = parse_range_header(header)
+    if parsed is None:
+        raise ValueError(f"Malformed range {header!r}")
+    if parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    start, stop = parsed.ranges[0]
+    if stop is None:
+        # "500-" is the rest of the file; "-500" its last 500 bytes (all of it, if shorter).
+        start, stop = (max(size + start, 0) if start < 0 else start), size
+    stop = min(stop, size)
+    if not 0 <= start < stop:
+        raise ValueError(f"Range {header!r} is not within {size} bytes")
+    return start, stop
+
+
+def _file_slice(file, start: int, stop: int, block: int = 64 * 1024) -> Iterator[bytes]:
+    try:
+        file.seek(start)
+        remaining = stop - start
+        while remaining > 0 and (chunk := file.read(min(block, remaining))):
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
+
+
+def ranged_file_response(request: HttpRequest, field_file, content_type: str) -> HttpResponseBase:
+    """The file, or the byte range the request asks for (206), or 416."""
+    size = field_file.size
+    header = request.headers.get("Range", "")
+    try:
+        span = byte_range(header, size) if header else None
+    except ValueError:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        response["Accept-Ranges"] = "bytes"
+        return response
+    if span is None:
+        response = FileResponse(field_file.open("rb"), content_type=content_type)
+    else:
+        start, stop = span
+        response = StreamingHttpResponse(
+            _file_slice(field_file.open("rb"), start, stop), status=206, content_type=content_type
+        )
+        response["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        response["Content-Length"] = str(stop - start)
+    response["Accept-Ranges"] = "bytes"
     return response

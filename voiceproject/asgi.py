@@ -12,8 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from voice import routing  # noqa: E402
-from voice.tts import warm_up  # noqa: E402
+from voice import lifecycle, routing  # noqa: E402
 
 # Browser sockets ride on the session cookie: check the Origin. API sockets
 # carry a single-use token and come from any program: they have no Origin.
@@ -34,5 +33,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Servers load the speech model at start-up, not on the first query.
-warm_up()
+# Servers load their models at start-up, not on the first query, and store
+# what they are saying when they are stopped.
+lifecycle.start()
+lifecycle.stop_with_daphne()

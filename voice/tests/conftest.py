@@ -1,4 +1,5 @@
 import asyncio
+import inspect
 import ipaddress
 import json
 import socket
@@ -7,15 +8,33 @@ import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import Client
 
-from voice import protocol, tts
+from voice import protocol, responders, tts
 from voice.models import Conversation
-from voiceproject.asgi import application
 
 from .engines import GatedEngine
 
+# No start-up work in the test process: it would load models no test asked
+# for, and look for stale replies in a database that is not the test's.
+settings.VOICE_WARM_UP = False
+# Synthesis in threads of the test process: test engines share state with the
+# test (a gate it opens). The process pool has tests of its own.
+settings.VOICE_TTS_PROCESSES = 0
+from voiceproject.asgi import application  # noqa: E402
+
 ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+def pytest_sessionfinish(session):
+    """Leave no files behind: a file SQLite test database in WAL mode leaves -wal and -shm beside it."""
+    from pathlib import Path
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,12 +84,29 @@ def audio_in_memory(settings):
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Rate limits count in the cache, which outlives a test; users of one test start afresh."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def read_aloud(settings):
+    """Replies read the query back unless a test asks for a model: fast, and exact to assert."""
+    settings.VOICE_RESPONDER = "readaloud"
+
+
+@pytest.fixture(autouse=True)
 def fresh_engines():
-    """Engines are per-process singletons; tests that swap them must not leak."""
+    """Engines and responders are per-process singletons; tests that swap them must not leak."""
     kept = {name: engine for name, engine in tts._instances.items() if name in tts.ENGINES}
+    kept_responders = {name: r for name, r in responders._instances.items() if name in responders.RESPONDERS}
     yield
     tts._instances.clear()
     tts._instances.update(kept)
+    responders._instances.clear()
+    responders._instances.update(kept_responders)
 
 
 @pytest.fixture
@@ -142,6 +178,41 @@ async def until_done(communicator, seconds=30):
             frames.append(frame)
             if frame[0] == "event" and frame[1]["type"] == "reply.done":
                 return frames
+
+
+async def until(communicator, wanted, seconds=10):
+    """Frames up to and including the first event for which ``wanted(event)`` holds."""
+    frames = []
+    async with asyncio.timeout(seconds):
+        while True:
+            frame = await receive_frame(communicator)
+            frames.append(frame)
+            if frame[0] == "event" and wanted(frame[1]):
+                return frames
+
+
+def done_for(message_id):
+    return lambda event: event["type"] == "reply.done" and event["message_id"] == message_id
+
+
+async def first_audio(communicator) -> int:
+    """Wait for a reply's first audio chunk; return the reply's id."""
+    async with asyncio.timeout(10):
+        while (frame := await receive_frame(communicator))[0] != "audio":
+            assert frame[1]["type"] != "reply.done", "the reply ended without audio"
+    return frame[1]["message_id"]
+
+
+async def eventually(check, seconds=10, every=0.02):
+    """The first truthy result of ``check()`` (awaited if need be), polled until ``seconds`` pass."""
+    for _attempt in range(round(seconds / every)):
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(every)
+    raise AssertionError(f"still not so after {seconds} s")
 
 
 def events(frames, kind=None):

@@ -50,3 +50,52 @@ class FailingEngine(ToneEngine):
         if type(self).calls > 1:
             raise TTSError("The speech backend went away.", code="tts_unreachable")
         yield from super().generate(text, voice, speed)
+
+
+class LeakyEngine(ToneEngine):
+    """Fails with the kind of message a real library gives: paths and keys included."""
+
+    def generate(self, text, voice, speed):
+        raise RuntimeError("onnx session /srv/models/secret-voice.onnx failed; api_key=sk-leak-9876")
+
+
+class FailingFirstEngine(ToneEngine):
+    """Fails before producing anything."""
+
+    def generate(self, text, voice, speed):
+        raise TTSError("The backend at http://10.1.2.3:5000 refused us.", code="tts_unreachable")
+        yield  # pragma: no cover
+
+
+class FaultyEngine(ToneEngine):
+    """Misbehaves on cue, the ways real engines do: "hang", "crash" (the process dies), "raise", "slow"."""
+
+    name = "faulty"
+
+    def generate(self, text, voice, speed):
+        import os
+        import time
+
+        if "hang" in text:
+            threading.Event().wait()
+        if "crash" in text:
+            os._exit(3)
+        if "raise" in text:
+            raise RuntimeError("engine exploded")
+        if "slow" in text:
+            time.sleep(0.5)
+        yield from super().generate(text, voice, speed)
+
+
+class LongToneEngine(ToneEngine):
+    """Two seconds of audio per segment in a fifth of a second, recording the order segments start in."""
+
+    name = "longtone"
+    started: list = []
+
+    def generate(self, text, voice, speed):
+        import time
+
+        type(self).started.append(text)
+        time.sleep(0.2)
+        yield AudioChunk(data=tone(2.0 / speed), sample_rate=RATE)

@@ -30,3 +30,53 @@ def test_search_and_filters(staff_client, conversation, spoken_reply):  # noqa: 
     assert messages.context["cl"].result_count == 1
     page = staff_client.get(f"/admin/voice/message/{spoken_reply.pk}/change/").content.decode()
     assert "<audio controls" in page and "time to first audio" in page.lower()
+
+
+@pytest.fixture
+def told_conversation(conversation):
+    """A conversation with a markdown reply that was cut short, failed, and thought first."""
+    Message.objects.create(conversation=conversation, role="user", text="Tell me **everything**.")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        text="Here is **bold** and [a link](https://example.com). <script>alert(1)</script> [x](javascript:alert(2))",
+        status=Message.Status.INTERRUPTED,
+        heard_ms=2300,
+        duration_ms=7100,
+        ttfa_ms=180,
+        first_text_ms=40,
+        reply_ms=900,
+        error_code="producer_gone",
+        error="The process producing this reply stopped before it ended.",
+        reasoning="The user wants everything; keep it short anyway.",
+    )
+    return conversation
+
+
+def test_a_conversation_reads_as_a_transcript(staff_client, told_conversation):
+    page = staff_client.get(f"/admin/voice/conversation/{told_conversation.pk}/change/").content.decode()
+    transcript = page[page.index('class="transcript-admin"') :]
+    # The user's text as text, the reply rendered and sanitized.
+    assert "Tell me **everything**." in transcript
+    assert "Here is <strong>bold</strong>" in transcript
+    assert '<a href="https://example.com" target="_blank" rel="noopener noreferrer">a link</a>' in transcript
+    assert "<script>alert(1)" not in page and 'href="javascript' not in page
+    # How much was heard, timings, the error for staff, the reasoning collapsed.
+    assert "heard 2.3 s of 7.1 s" in transcript
+    assert "<dt>first audio</dt><dd>180 ms</dd>" in transcript
+    assert "<code>producer_gone</code> The process producing this reply stopped before it ended." in transcript
+    assert '<details class="transcript-admin__reasoning"><summary>Reasoning (48 characters)</summary>' in transcript
+    assert "voice/admin.css" in page
+    # No table of every field any more.
+    assert "tabular" not in page and "inline-group" not in page
+
+
+def test_a_message_shows_its_reply_rendered(staff_client, told_conversation):
+    reply = told_conversation.messages.get(role="assistant")
+    page = staff_client.get(f"/admin/voice/message/{reply.pk}/change/").content.decode()
+    assert '<div class="markdown"><p>Here is <strong>bold</strong>' in page
+    assert "<script>alert(1)" not in page
+    assert "The user wants everything" in page and "collapse" in page
+    listing = staff_client.get("/admin/voice/message/", {"status": "interrupted"})
+    assert listing.context["cl"].result_count == 1
+    assert "Here is **bold** and [a link]" in listing.content.decode()

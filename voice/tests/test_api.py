@@ -16,7 +16,7 @@ from websockets.sync.client import connect as ws_connect
 
 from voice import audio
 from voice.models import ApiKey, SpeechRequest, SpeechToken
-from voice.testing import DaphneServer, Site
+from voice.tests.servers import DaphneServer, Site
 from voiceproject.asgi import application
 
 from .conftest import assert_is_speech
@@ -204,7 +204,6 @@ def live(tmp_path_factory):
     site.destroy()
 
 
-@pytest.mark.deployment
 def test_vivoka_client_flow_over_real_sockets(live):
     site, server, plain = live
     headers = {"Authorization": f"Bearer {plain}"}
@@ -231,7 +230,6 @@ def test_vivoka_client_flow_over_real_sockets(live):
     assert recorded == "1"
 
 
-@pytest.mark.deployment
 @pytest.mark.parametrize("response_format", ["wav", "pcm", "mp3"])
 def test_openai_sdk_streams_speech(live, tmp_path, response_format):
     from openai import OpenAI
@@ -265,7 +263,6 @@ def test_openai_sdk_streams_speech(live, tmp_path, response_format):
         assert chunk.sample_rate == 22050
 
 
-@pytest.mark.deployment
 def test_openai_sdk_errors(live):
     from openai import AuthenticationError, BadRequestError, OpenAI
 

@@ -96,3 +96,50 @@ def test_a_recording_refuses_mixed_audio():
         recording.add(audio.normalize(AudioChunk(data=tone(0.1, 8000), sample_rate=8000)))
     with pytest.raises(AudioFormatError):
         recording.add(audio.normalize(AudioChunk(data=mp3_of(0.5), sample_rate=0, format=audio.MP3)))
+
+
+def sine(hz: float, seconds: float, rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def loudness(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    return float(np.sqrt(np.mean(samples**2)))
+
+
+def peak_hz(pcm: bytes, rate: int) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def test_resampling_keeps_length_and_pitch():
+    pcm = audio.to_pcm16(sine(440, 2.0, 22050))
+    out = audio.resample(pcm, 22050, 16000)
+    assert abs(len(out) // 2 - 32000) <= 2
+    assert peak_hz(out, 16000) == pytest.approx(440, abs=2)
+    assert loudness(out) == pytest.approx(loudness(pcm), rel=0.02)
+
+
+def test_resampling_filters_what_the_new_rate_cannot_hold():
+    # 10 kHz is above 16 kHz's Nyquist frequency: it must vanish, not fold back to 6 kHz.
+    kept = audio.resample(audio.to_pcm16(sine(7000, 1.0, 22050)), 22050, 16000)
+    gone = audio.resample(audio.to_pcm16(sine(10000, 1.0, 22050)), 22050, 16000)
+    assert loudness(kept) > 0.3
+    assert loudness(gone) < 0.01
+
+
+def test_channels_are_averaged_to_mono():
+    left = (sine(440, 0.5, 16000) * 32767).astype(np.int16)
+    stereo = np.stack([left, np.zeros_like(left)], axis=1).astype("<i2").tobytes()
+    mono = audio.resample(stereo, 16000, 16000, channels=2)
+    assert len(mono) == len(stereo) // 2
+    assert loudness(mono) == pytest.approx(loudness(left.astype("<i2").tobytes()) / 2, rel=0.01)
+    assert audio.resample(b"", 22050, 16000) == b""
+
+
+@pytest.mark.parametrize(("pcm", "rate", "channels"), [(b"\x00" * 6, 16000, 4), (b"\x00\x00", 0, 1), (b"\x00", 8, 1)])
+def test_resampling_refuses_what_it_cannot_read(pcm, rate, channels):
+    with pytest.raises(AudioFormatError):
+        audio.resample(pcm, rate, 16000, channels=channels)

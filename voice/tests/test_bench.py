@@ -27,6 +27,24 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
         assert 0 < http["ours_first"] <= http["ours_total"] and 0 < http["piper_first"] <= http["piper_total"]
     # Piper's server answers with one whole WAV; ours streams from the first sentence.
     assert results["http"][3]["ours_first"] < results["http"][3]["piper_first"]
+    llm = results["llm"]
+    assert llm["speed"]["first_token"] > 0 and llm["speed"]["tokens_per_second"] > 1
+    assert llm["wire"][1]["errors"] == 0 and 0 < llm["wire"][1]["p50"] <= llm["wire"][1]["p95"]
+    assert 0 < llm["interruption"]["old_stopped"] and 0 < llm["interruption"]["new_audio"]
+    load = results["conversations"]
+    for policy in ("fifo", "deadline"):
+        (level,) = load["levels"][policy].values()
+        assert level["replies"] >= 2 and level["errors"] == 0 and level["audio_per_wall"] > 0
+        assert 0 <= level["stalled_share"] <= 1 and 0 < level["cpu"] <= 1.5
+    assert 0 < load["burst"]["ideal_p95"] and 0 < load["burst"]["p95"]
+    heard = results["stt"]
+    assert heard["wer"] < 0.3 and heard["release_to_final"] and heard["wire"]["runs"] >= 1
+    assert 0 < heard["wire"]["final"] < heard["wire"]["first_audio"]
+    watched = results["supervision"]
+    assert 0 < watched["cache"]["cached"] < watched["cache"]["first"]
+    assert watched["hang"]["calm"] > 0 and watched["hang"]["during"] > 0
+    assert watched["start"]["first"] > 0
     report = (tmp_path / "benchmarks.md").read_text()
     assert "## Targets" in report and (tmp_path / "bench-ttfa.png").stat().st_size > 1000
+    assert "## Capacity" in report and "Real answers" in report
     assert len(Report(results).targets()) >= 2

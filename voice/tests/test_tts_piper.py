@@ -6,6 +6,7 @@ import pytest
 
 from voice import audio
 from voice.tts import TTSError, UnknownVoice, get_engine
+from voice.tts.service import synthesis
 
 from .conftest import assert_is_speech
 
@@ -57,9 +58,14 @@ def test_extra_voices_are_found_in_the_configured_folder(settings, tmp_path):
     assert_is_speech(b"".join(c.data for c in chunks), 22050, 0.5, 4)
 
 
-async def test_concurrent_streams_do_not_interfere(piper):
+@pytest.mark.parametrize("processes", [0, 2])
+async def test_concurrent_streams_do_not_interfere(piper, settings, processes):
+    """Four at once through the synthesis service, in threads and in supervised processes."""
+    settings.VOICE_TTS_PROCESSES = processes
+    voice = piper.default_voice().id
+
     async def speak(text):
-        return [chunk async for chunk in piper.astream(text)]
+        return [chunk async for chunk in synthesis().stream(piper, voice, 1.0, text)]
 
     results = await asyncio.gather(*(speak(f"Request number {n}. It has two sentences.") for n in range(4)))
     for chunks in results:

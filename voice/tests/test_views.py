@@ -1,3 +1,4 @@
+import datetime
 import io
 import wave
 
@@ -33,7 +34,8 @@ def test_home_opens_the_latest_conversation_or_a_new_one(client, user):
     newer = Conversation.objects.create(owner=user)
     older.save()  # touched last
     assert client.get("/")["Location"] == older.get_absolute_url()
-    assert newer in client.get("/c/new/").context["conversations"]
+    groups = client.get("/c/new/").context["conversation_groups"]
+    assert groups == [("Today", [older, newer])]
 
 
 def test_history_is_rendered_as_text_never_html(client, user, conversation):
@@ -88,7 +90,8 @@ def test_voice_and_speed_are_saved_per_conversation(client, user, conversation):
     conversation.refresh_from_db()
     assert (conversation.voice, conversation.speed) == ("en_US-joe-medium", 1.5)
     page = client.get(conversation.get_absolute_url()).content.decode()
-    assert '<option value="1.5" selected>' in page and '<option value="en_US-joe-medium" selected>' in page
+    assert '<option value="1.5" selected>' in page
+    assert '<option value="en_US-joe-medium" data-language="en-US" selected>en US joe medium (en-US)' in page
 
 
 @pytest.mark.parametrize(("fields", "field"), [({"voice": "nope", "speed": "1"}, "voice"), ({"speed": "9"}, "speed")])
@@ -110,3 +113,168 @@ def test_a_new_conversation_takes_the_picked_settings(client, user):
     client.force_login(user)
     response = client.post("/c/", {"voice": "", "speed": "0.75"})
     assert Conversation.objects.get(pk=response.json()["id"]).speed == 0.75
+
+
+# --- Byte ranges: stored replies can be scrubbed ------------------------------------
+def wav_of(reply) -> bytes:
+    with reply.audio.open("rb") as stored:
+        return stored.read()
+
+
+def test_audio_says_it_serves_ranges(client, user, spoken_reply):
+    client.force_login(user)
+    response = client.get(spoken_reply.audio_url)
+    assert response["Accept-Ranges"] == "bytes"
+    assert b"".join(response.streaming_content) == wav_of(spoken_reply)
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=0-99", 0, 100),
+        ("bytes=100-", 100, None),
+        ("bytes=-44", -44, None),
+        ("bytes=10-10", 10, 11),
+        ("bytes=0-99999999", 0, None),  # past the end: up to the end
+        ("bytes=-99999999", 0, None),  # a suffix longer than the file: all of it
+    ],
+)
+def test_audio_serves_one_byte_range(client, user, spoken_reply, header, start, stop):
+    client.force_login(user)
+    whole = wav_of(spoken_reply)
+    expected = whole[start:stop]
+    response = client.get(spoken_reply.audio_url, HTTP_RANGE=header)
+    assert response.status_code == 206
+    assert b"".join(response.streaming_content) == expected
+    first = whole.index(expected) if start >= 0 else len(whole) - len(expected)
+    assert response["Content-Range"] == f"bytes {first}-{first + len(expected) - 1}/{len(whole)}"
+    assert response["Content-Length"] == str(len(expected))
+    assert response["Content-Type"] == "audio/wav" and response["Accept-Ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", ["bytes=99999999-", "bytes=20-10", "bytes=abc", "bytes=-0", "bytes="])
+def test_audio_refuses_ranges_it_cannot_satisfy(client, user, spoken_reply, header):
+    client.force_login(user)
+    response = client.get(spoken_reply.audio_url, HTTP_RANGE=header)
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(wav_of(spoken_reply))}"
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "pages=1-2"])
+def test_audio_sends_everything_for_ranges_it_does_not_serve(client, user, spoken_reply, header):
+    client.force_login(user)
+    response = client.get(spoken_reply.audio_url, HTTP_RANGE=header)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == wav_of(spoken_reply)
+
+
+def test_ranges_are_404_for_anyone_else(client, other_user, spoken_reply):
+    client.force_login(other_user)
+    assert client.get(spoken_reply.audio_url, HTTP_RANGE="bytes=0-9").status_code == 404
+
+
+# --- Conversations: rename, delete, search --------------------------------------------
+def test_renaming_a_conversation(client, user, conversation):
+    client.force_login(user)
+    url = f"/c/{conversation.pk}/rename/"
+    response = client.post(url, {"title": "  Holiday plans  "})
+    assert response.status_code == 200 and response.json() == {"id": conversation.pk, "title": "Holiday plans"}
+    conversation.refresh_from_db()
+    assert conversation.title == "Holiday plans"
+    assert client.post(url, {"title": "   "}).status_code == 400
+    assert client.post(url, {"title": "x" * 81}).status_code == 400
+    assert client.get(url).status_code == 405
+
+
+def test_deleting_a_conversation_takes_its_messages(client, user, conversation, spoken_reply):
+    client.force_login(user)
+    response = client.post(f"/c/{conversation.pk}/delete/")
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Message.objects.filter(pk=spoken_reply.pk).exists()
+
+
+def test_others_cannot_rename_delete_or_read_a_conversation(client, other_user, conversation):
+    client.force_login(other_user)
+    assert client.post(f"/c/{conversation.pk}/rename/", {"title": "Mine now"}).status_code == 404
+    assert client.post(f"/c/{conversation.pk}/delete/").status_code == 404
+    assert client.get(f"/c/{conversation.pk}/messages/").status_code == 404
+    assert Conversation.objects.filter(pk=conversation.pk, title="").exists()
+
+
+def listed(client, query="") -> list[tuple[str, list[str]]]:
+    body = client.get("/c/list/", {"q": query}).json()
+    return [(group["label"], [c["title"] for c in group["conversations"]]) for group in body["groups"]]
+
+
+def test_search_finds_titles_and_what_was_said(client, user, other_user):
+    client.force_login(user)
+    tea = Conversation.objects.create(owner=user, title="Morning tea")
+    coffee = Conversation.objects.create(owner=user, title="Plans")
+    Message.objects.create(conversation=coffee, role="assistant", text="A strong COFFEE, then.")
+    Conversation.objects.create(owner=other_user, title="Coffee of someone else")
+    assert listed(client, "tea") == [("Today", [str(tea)])]
+    assert listed(client, "coffee") == [("Today", [str(coffee)])]
+    assert listed(client, "nothing like it") == []
+    assert listed(client) == [("Today", [str(coffee), str(tea)])]
+
+
+def test_conversations_are_grouped_by_date(client, user):
+    from django.utils import timezone
+
+    from voice.views import date_groups
+
+    now = timezone.now()
+    ages = {"today": 0, "yesterday": 1, "this week": 3, "this month": 20, "long ago": 400}
+    conversations = []
+    for title, days in ages.items():
+        conversation = Conversation.objects.create(owner=user, title=title)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now - datetime.timedelta(days=days))
+        conversations.append(Conversation.objects.get(pk=conversation.pk))
+    groups = date_groups(conversations, timezone.localdate(now))
+    long_ago = timezone.localdate(now - datetime.timedelta(days=400))
+    assert [(label, [str(c) for c in items]) for label, items in groups] == [
+        ("Today", ["today"]),
+        ("Yesterday", ["yesterday"]),
+        ("Previous 7 days", ["this week"]),
+        ("Previous 30 days", ["this month"]),
+        (long_ago.strftime("%B %Y"), ["long ago"]),
+    ]
+    client.force_login(user)
+    page = client.get(f"/c/{conversations[0].pk}/").content.decode()
+    assert page.index(">Today<") < page.index(">Yesterday<") < page.index(">Previous 30 days<")
+
+
+# --- Catching up after a dropped connection ----------------------------------------------
+def test_catch_up_gives_newer_and_unfinished_messages(client, user, conversation):
+    old = Message.objects.create(conversation=conversation, role="user", text="Old.")
+    streaming = Message.objects.create(conversation=conversation, role="assistant", text="Half", status="streaming")
+    done = Message.objects.create(conversation=conversation, role="assistant", text="Done.")
+    newer = Message.objects.create(conversation=conversation, role="user", text="Newer.")
+    client.force_login(user)
+    url = f"/c/{conversation.pk}/messages/"
+    ids = [m["id"] for m in client.get(url, {"after": done.pk}).json()["messages"]]
+    assert ids == [streaming.pk, newer.pk]
+    everything = client.get(url).json()["messages"]
+    assert [m["id"] for m in everything] == [old.pk, streaming.pk, done.pk, newer.pk]
+    assert everything[1] == streaming.as_event_payload()
+    assert client.get(url, {"after": "x"}).status_code == 400
+
+
+# --- Markdown in replies --------------------------------------------------------------
+def test_replies_are_rendered_as_sanitized_markdown(client, user, conversation):
+    Message.objects.create(conversation=conversation, role="user", text="**not bold**, a *user's* text")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        text="Some **bold** and [a link](https://example.com).\n\n- one\n- two\n\n[x](javascript:alert(1)) "
+        '<img src=x onerror="alert(1)"> <script>alert(2)</script>\n\n```\n<b>code</b>\n```',
+    )
+    client.force_login(user)
+    page = client.get(conversation.get_absolute_url()).content.decode()
+    assert "**not bold**, a *user&#x27;s* text" in page  # user messages stay text
+    assert "Some <strong>bold</strong>" in page and "<li>one</li>" in page
+    assert '<a href="https://example.com" target="_blank" rel="noopener noreferrer">a link</a>' in page
+    assert "javascript:" not in page.split('id="messages"')[1].replace("[x](javascript:alert(1))", "")
+    assert "<img src=x" not in page and "<script>alert(2)" not in page
+    assert "<pre><code>&lt;b&gt;code&lt;/b&gt;" in page

@@ -1,16 +1,20 @@
 """Worker dispatch in one process: a real channel layer (in memory, then Redis) and a real worker server."""
 
 import asyncio
+import time
 import uuid
 
 import pytest
 from channels.layers import get_channel_layer
 
+from voice.dispatch import WorkerDispatch
 from voice.management.commands.runworker import ResilientWorker
 from voice.models import Message
+from voice.publishing import GroupPublisher
+from voice.replies import ChatReply, accept_query
 from voiceproject.asgi import application
 
-from .conftest import audio_frames, connect, events, receive_frame, until_done
+from .conftest import audio_frames, connect, events, eventually, receive_frame, until, until_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +43,6 @@ def layer(request, settings):
 def worker_mode(settings, layer):
     settings.VOICE_TTS_DISPATCH = "worker"
     settings.VOICE_TTS_WORKER_TIMEOUT = 3
-    settings.VOICE_TTS_STALL_TIMEOUT = 3
 
 
 @pytest.fixture
@@ -107,17 +110,39 @@ async def test_without_a_worker_the_text_still_comes_as_audio_failed(conversatio
     assert await Message.objects.filter(role="user", text="Is anybody there?").aexists()
 
 
-async def test_a_late_worker_leaves_a_reply_it_did_not_claim(conversation, user, tone_engine, worker_mode, settings):
-    settings.VOICE_TTS_WORKER_TIMEOUT = 0.5
-    frames = await ask(conversation, user, "Too late.")
-    assert events(frames, "reply.done")[0]["status"] == "audio_failed"
-    # Now a worker turns up and finds the old job: it must not produce the reply again.
-    server = ResilientWorker(application=application, channels=["voice-tts"], channel_layer=get_channel_layer())
-    task = asyncio.create_task(server.handle())
-    await asyncio.sleep(1)
-    task.cancel()
-    reply = await Message.objects.aget(role="assistant")
-    assert reply.produced_by.startswith("server:") and reply.status == "audio_failed"
+async def job_for(conversation, text: str, deadline_in: float, claimed_by: str = "") -> tuple[dict, Message]:
+    """A stored query and its placeholder reply, and the job a server would send for it."""
+    _query, reply = await accept_query(conversation, text)
+    if claimed_by:
+        await asyncio.to_thread(reply.claim, claimed_by)
+    layer = get_channel_layer()
+    dispatch = WorkerDispatch(ChatReply(reply, GroupPublisher(layer, conversation.group_name)), "nobody!listens")
+    job = dispatch.job()
+    job["deadline"] = time.time() + deadline_in
+    return job, reply
+
+
+async def test_a_worker_leaves_jobs_past_their_deadline(conversation, tone_engine, worker):
+    expired, left_alone = await job_for(conversation, "Asked long ago.", deadline_in=-1)
+    fresh, produced = await job_for(conversation, "Asked just now.", deadline_in=10)
+    layer = get_channel_layer()
+    await layer.send("voice-tts", expired)
+    await layer.send("voice-tts", fresh)
+    # Jobs are taken in order: once the fresh one is done, the expired one was seen.
+    await eventually(lambda: Message.objects.filter(pk=produced.pk, status="complete").aexists())
+    left_alone = await Message.objects.aget(pk=left_alone.pk)
+    assert (left_alone.produced_by, left_alone.status) == ("", "streaming")
+
+
+async def test_a_worker_leaves_a_reply_another_process_claimed(conversation, tone_engine, worker):
+    taken, claimed = await job_for(conversation, "Answered elsewhere.", deadline_in=10, claimed_by="server:x:1")
+    fresh, produced = await job_for(conversation, "Asked just now.", deadline_in=10)
+    layer = get_channel_layer()
+    await layer.send("voice-tts", taken)
+    await layer.send("voice-tts", fresh)
+    await eventually(lambda: Message.objects.filter(pk=produced.pk, status="complete").aexists())
+    claimed = await Message.objects.aget(pk=claimed.pk)
+    assert (claimed.produced_by, claimed.status, claimed.text) == ("server:x:1", "streaming", "")
 
 
 async def test_cancel_reaches_the_worker(conversation, user, gated_engine, worker):
@@ -133,22 +158,41 @@ async def test_cancel_reaches_the_worker(conversation, user, gated_engine, worke
     assert (reply.status, reply.produced_by.split(":")[0]) == ("cancelled", "worker")
 
 
-async def test_a_worker_that_goes_silent_is_given_up_on(conversation, user, worker_mode, settings):
-    """A worker that accepts and then dies (at-most-once delivery): the text is kept, nothing hangs."""
+async def test_a_worker_that_dies_after_accepting_is_noticed_by_its_heartbeat(
+    conversation, user, worker_mode, settings
+):
+    """A worker that accepts and then dies (at-most-once delivery): the reply is finalized, nothing hangs."""
+    settings.VOICE_REPLY_STALE_AFTER = 1.0
+    settings.VOICE_REPLY_SWEEP_INTERVAL = 0.2
     layer = get_channel_layer()
 
     async def accept_and_die():
         job = await layer.receive("voice-tts")
-        await asyncio.to_thread(Message(pk=job["message_id"]).claim, "worker:doomed")
-        await layer.send(
-            job["reply_to"],
-            {"type": "tts.accepted", "message_id": job["message_id"], "cancel_channel": await layer.new_channel()},
-        )
+        await asyncio.to_thread(Message(pk=job["message_id"]).claim, "worker:elsewhere:1", "nowhere!")
+        await layer.send(job["reply_to"], {"type": "tts.accepted", "message_id": job["message_id"]})
 
     doomed = asyncio.create_task(accept_and_die())
     frames = await ask(conversation, user, "Hello?")
     await doomed
-    assert [e["code"] for e in events(frames, "error")] == ["tts_stalled"]
-    assert events(frames, "reply.done")[0]["status"] == "audio_failed"
+    assert events(frames, "reply.done")[0]["status"] == "interrupted"
+    assert events(frames, "message")[-1]["message"]["status"] == "interrupted"
     reply = await Message.objects.aget(role="assistant")
-    assert reply.status == "audio_failed" and "silent" in reply.error
+    assert (reply.status, reply.error_code) == ("interrupted", "producer_gone")
+    assert "worker:elsewhere:1" in reply.error
+
+
+async def test_a_reply_stopped_before_any_worker_takes_it_never_starts(
+    conversation, user, tone_engine, worker_mode, settings
+):
+    settings.VOICE_TTS_WORKER_TIMEOUT = 0.5
+    tab = await connect(conversation, user)
+    await tab.send_json_to({"type": "query", "text": "Never mind."})
+    placeholder = (await until(tab, lambda e: e["type"] == "message" and e["message"]["role"] == "assistant"))[-1]
+    await tab.send_json_to({"type": "cancel"})
+    frames = await until_done(tab)
+    assert events(frames, "reply.done")[0]["status"] == "cancelled"
+    # The server's own fallback (no worker took it in time) must not bring it back.
+    assert await tab.receive_nothing(1.0)
+    await tab.disconnect()
+    reply = await Message.objects.aget(pk=placeholder[1]["message"]["id"])
+    assert (reply.status, reply.produced_by, reply.text) == ("cancelled", "stopped-before-start", "")

@@ -7,7 +7,6 @@ instance per process, so loaded models are shared.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from django.conf import settings
@@ -15,14 +14,12 @@ from django.utils.module_loading import import_string
 
 from .base import BaseEngine, EngineUnavailable, TTSError, UnknownVoice, Voice
 
-__all__ = ["ENGINES", "BaseEngine", "EngineUnavailable", "TTSError", "UnknownVoice", "Voice", "get_engine", "warm_up"]
+__all__ = ["ENGINES", "BaseEngine", "EngineUnavailable", "TTSError", "UnknownVoice", "Voice", "get_engine"]
 
 ENGINES = {
     "piper": "voice.tts.piper.PiperEngine",
     "gtts": "voice.tts.gtts.GTTSEngine",
 }
-
-logger = logging.getLogger(__name__)
 
 _instances: dict[str, BaseEngine] = {}
 _lock = threading.Lock()
@@ -39,21 +36,7 @@ def get_engine(name: str | None = None) -> BaseEngine:
                 raise EngineUnavailable(
                     f"Unknown speech engine {name!r}: use one of {', '.join(ENGINES)} or a dotted path."
                 ) from exc
-            _instances[name] = engine_class()
+            engine = engine_class()
+            engine.key = name  # how a synthesis process finds the same engine
+            _instances[name] = engine
         return _instances[name]
-
-
-def warm_up() -> threading.Thread:
-    """Load the configured engine and voice in the background, so the first reply does not wait."""
-
-    def load() -> None:
-        try:
-            voice = get_engine().prepare()
-            logger.info("Speech engine %s ready with voice %s", settings.VOICE_TTS_ENGINE, voice.id)
-        except Exception:
-            # The server still runs; replies report the problem as audio_failed.
-            logger.exception("Speech engine %s failed to load", settings.VOICE_TTS_ENGINE)
-
-    thread = threading.Thread(target=load, name="voice-tts-warm-up", daemon=True)
-    thread.start()
-    return thread

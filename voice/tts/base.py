@@ -1,45 +1,23 @@
 """The interface every speech engine implements, in the spirit of Django's email backends.
 
 An engine lists its voices and turns text into a stream of chunks. Engines are
-plain blocking code; ``BaseEngine.astream`` runs them off the event loop in a
-pool bounded to the cores (ONNX Runtime and friends use several threads per
-call: unbounded concurrency only thrashes).
+plain blocking code: ``voice.tts.service`` runs them in supervised processes
+(or bounded threads), never on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 
 from .. import audio
 from ..audio import AudioChunk
+from ..exceptions import BadSpeed, EngineUnavailable, TTSError, UnknownVoice  # noqa: F401 - re-exported
 
 MIN_SPEED = 0.5
 MAX_SPEED = 2.0
-
-
-class TTSError(Exception):
-    """Synthesis failed. ``code`` is stable and safe to show to clients."""
-
-    code = "tts_failed"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
-
-
-class UnknownVoice(TTSError):
-    code = "unknown_voice"
-
-
-class EngineUnavailable(TTSError):
-    code = "tts_unavailable"
 
 
 @dataclass(frozen=True)
@@ -58,6 +36,7 @@ class BaseEngine:
     """Subclasses set ``name`` and implement ``voices`` and ``generate``."""
 
     name: str = ""
+    key: str = ""  # what get_engine() was asked for: a short name or a dotted path
 
     def voices(self) -> list[Voice]:
         raise NotImplementedError
@@ -75,7 +54,7 @@ class BaseEngine:
         for voice in self.voices():
             if voice.id == voice_id:
                 return voice
-        raise UnknownVoice(f"Unknown {self.name} voice {voice_id!r}.")
+        raise UnknownVoice(f"Unknown {self.name} voice {voice_id!r}.", public_message=f"Unknown voice {voice_id!r}.")
 
     def prepare(self, voice: str | None = None) -> Voice:
         """Load what synthesis with ``voice`` needs, so the first reply does not wait for it."""
@@ -96,52 +75,15 @@ class BaseEngine:
         for chunk in self.generate(text, chosen, speed):
             yield audio.normalize(chunk)
 
-    async def astream(self, text: str, voice: str | None = None, speed: float = 1.0) -> AsyncIterator[AudioChunk]:
-        """``synthesize`` without blocking the event loop.
-
-        Each chunk is produced in the shared pool and handed over the moment it
-        exists. Closing the iterator early (cancel) abandons the generator; its
-        in-flight step finishes in the pool and is discarded.
-        """
-        chunks = self.synthesize(text, voice, speed)
-        finished = object()
-        step = None
-        try:
-            while True:
-                step = executor().submit(next, chunks, finished)
-                chunk = await asyncio.wrap_future(step)
-                if chunk is finished:
-                    return
-                yield chunk
-        finally:
-            # Closing a generator that a pool thread is still running raises:
-            # close it when that thread's step is over.
-            if step is None or step.done():
-                chunks.close()
-            else:
-                step.add_done_callback(lambda _step: chunks.close())
-
 
 def check_speed(speed: float) -> float:
+    # bool is an int to Python, never a speed to a client.
+    if isinstance(speed, bool) or not isinstance(speed, (int, float, str)):
+        raise BadSpeed(MIN_SPEED, MAX_SPEED)
     try:
         speed = float(speed)
-    except (TypeError, ValueError):
-        raise TTSError("Speed must be a number.", code="bad_speed") from None
+    except ValueError:
+        raise BadSpeed(MIN_SPEED, MAX_SPEED) from None
     if not MIN_SPEED <= speed <= MAX_SPEED:
-        raise TTSError(f"Speed must be between {MIN_SPEED} and {MAX_SPEED}.", code="bad_speed")
+        raise BadSpeed(MIN_SPEED, MAX_SPEED)
     return speed
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def executor() -> ThreadPoolExecutor:
-    """The process-wide synthesis pool, sized by VOICE_TTS_THREADS."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=max(1, settings.VOICE_TTS_THREADS), thread_name_prefix="voice-tts"
-            )
-        return _executor

@@ -80,11 +80,13 @@ class GTTSEngine(BaseEngine):
             return TTSError(
                 f"Google Text-to-Speech is unreachable ({exc}). Check the network or use the piper engine.",
                 code="tts_unreachable",
+                public_message="The speech service cannot be reached; the reply continues as text.",
             )
         if response.status_code == 429:
             # gTTS reports this as "Probable cause: Unknown" (gTTS#259).
             return TTSError(
                 "Google Text-to-Speech is rate-limiting this server (HTTP 429). Try again later.",
                 code="tts_rate_limited",
+                public_message="The speech service is rate-limiting this server; the reply continues as text.",
             )
         return TTSError(f"Google Text-to-Speech failed: {exc}", code="tts_failed")

@@ -1,15 +1,19 @@
-"""Channels' ``runworker``, made to outlive channel-layer outages.
+"""Channels' ``runworker``, made to outlive channel-layer outages and to stop cleanly.
 
 Channels' worker dies on the first Redis error; this one logs it, waits and
-listens again, so workers recover by themselves when Redis comes back.
+listens again, so workers recover by themselves when Redis comes back. On
+SIGTERM (or SIGINT) it stops taking jobs, stores the replies it is producing
+as interrupted (``voice.lifecycle.shutdown``) and exits.
 """
 
 import asyncio
 import logging
+import signal
 
 from channels.management.commands.runworker import Command as ChannelsRunworker
 from channels.worker import Worker
 
+from voice import lifecycle
 from voice.layers import CHANNEL_LAYER_ERRORS
 
 logger = logging.getLogger("voice.worker")
@@ -19,6 +23,23 @@ class ResilientWorker(Worker):
     # Short, so that jobs sent right after Redis returns are taken well within
     # VOICE_TTS_WORKER_TIMEOUT; a connection attempt every 2 s costs nothing.
     max_backoff = 2.0
+
+    async def handle(self):
+        loop = asyncio.get_running_loop()
+        listeners = [asyncio.ensure_future(self.listener(channel)) for channel in self.channels]
+        stopping = loop.create_future()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: stopping.done() or stopping.set_result(None))
+        await asyncio.wait([*listeners, stopping], return_when=asyncio.FIRST_COMPLETED)
+        for listener in listeners:
+            listener.cancel()  # no new jobs
+        if stopping.done():
+            logger.info("Stopping: storing the replies in production")
+            await lifecycle.shutdown()
+            return
+        for listener in listeners:
+            if not listener.cancelled() and listener.exception():
+                raise listener.exception()  # a listener's error ends the worker, as in Channels
 
     async def listener(self, channel):
         loop = asyncio.get_running_loop()

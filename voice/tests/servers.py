@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +27,7 @@ from websockets.sync.client import connect as ws_connect
 
 from voice import protocol
 
-BASE_DIR = Path(__file__).resolve().parents[1]
+BASE_DIR = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-password-for-tests"
 POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -67,6 +68,10 @@ class Site:
             "DJANGO_SECRET_KEY": "not-secret-test-key-" + "x" * 40,
             "CHANNEL_LAYER_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
             "PYTHONUNBUFFERED": "1",
+            # Replies read the query back unless a test asks for a model.
+            "VOICE_RESPONDER": "readaloud",
+            # Tests ask faster than people do.
+            "VOICE_CHAT_RATE_LIMIT": "0",
             **env,
         }
         inherited = self.env.get("DATABASE_URL", "")
@@ -93,6 +98,19 @@ class Site:
         if result.returncode:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
+
+    def fetch(self, sql: str, *params) -> list[tuple]:
+        """Rows of a query on this site's database, straight from the database (no Django set-up)."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            with closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)) as connection:
+                return connection.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(url) as connection:
+            return connection.execute(sql, params).fetchall()
 
     def shell(self, code: str) -> str:
         """Run Python with Django set up for this site; returns what it printed."""
@@ -210,7 +228,7 @@ class WorkerProcess(Process):
 
     def ready(self) -> bool:
         # Logged by the speech engine's warm-up, once the worker has loaded.
-        return "Speech engine" in self.log()
+        return "ready with voice" in self.log()
 
 
 class RedisServer(Process):
