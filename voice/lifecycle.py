@@ -56,7 +56,9 @@ def _listening() -> None:
 def _replies() -> None:
     from .responders import get_responder
 
-    get_responder().prepare()
+    prepare = getattr(get_responder(), "prepare", None)
+    if prepare is not None:
+        prepare()
     logger.info("Responder %s ready", settings.VOICE_RESPONDER)
 
 
