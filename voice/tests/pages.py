@@ -84,12 +84,16 @@ def send(page, text) -> int:
 
 
 def wait_for_reply(page, index, status="complete"):
-    """The id of the index-th assistant message once its reply is done."""
+    """The id of the index-th assistant message once its reply is done and shown with ``status``.
+
+    The shown status, not the one production ended with: a reply produced in
+    full but cut while it was spoken ends ``interrupted`` too.
+    """
     page.wait_for_function(
         "([index, status]) => { const replies = [...document.querySelectorAll('.message--assistant[data-message-id]')];"
         " const item = replies.at(index); if (!item) return false;"
         " const record = window.voiceReplies[item.dataset.messageId];"
-        " return record && record.done && record.done.status === status; }",
+        " return record && record.done && item.dataset.status === status; }",
         arg=[index, status],
     )
     return int(page.locator(".message--assistant[data-message-id]").nth(index).get_attribute("data-message-id"))
