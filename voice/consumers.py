@@ -45,32 +45,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
     utterance_failed = False  # the last utterance was refused mid-way: its speech.end means nothing
 
     async def connect(self) -> None:
-        # Accept before closing: a close before accept becomes an HTTP 403 and
-        # the browser sees only 1006, without our reason.
-        await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         self.conversation = await self._owned_conversation(user)
         if self.conversation is None:
             # Also for conversations that do not exist: ids are not to be probed.
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
         self.pending: dict[int, dispatch.WorkerDispatch] = {}  # replies a worker may still acknowledge
         try:
+            # Joined before the handshake completes: once a client is connected,
+            # it hears every event of the conversation, even one sent right away.
             await retrying(self.channel_layer.group_add, self.conversation.group_name, self.channel_name)
             # Replies produced here must be reachable by stops from any tab.
             await producers(self.channel_layer).listen()
         except CHANNEL_LAYER_ERRORS:
             logger.exception("Channel layer unavailable")
+            await self.accept()
             await self.send_event(protocol.error_event("unavailable", UNAVAILABLE))
             await self.close(code=CLOSE_UNAVAILABLE)
             return
         self.joined = True
         metrics.ACTIVE_SOCKETS.inc()
+        await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        # Accept before closing: a close before accept becomes an HTTP 403 and
+        # the browser sees only 1006, without our reason.
+        await self.accept()
+        await self.close(code=code)
 
     @database_sync_to_async
     def _owned_conversation(self, user) -> Conversation | None:
