@@ -37,7 +37,6 @@ const list = new MessageList(document.getElementById("messages"));
 const follower = new Follower(list.list, document.getElementById("jump-latest"));
 let conversationId = chat.dataset.conversationId || null;
 let socket = null;
-let connectedBefore = false;
 let reconnectDelay = 500;
 let reconnectTimer = null;
 // Queries not yet stored, oldest first: {payload, text, pending (element or null), stops}.
@@ -246,8 +245,8 @@ function connect() {
       outbox.unshift(inFlight);
       inFlight = null;
     }
-    if (connectedBefore) catchUp();
-    connectedBefore = true;
+    // Also on the first connection: what happened between rendering the page and joining.
+    catchUp();
     flushOutbox();
   };
   socket.onmessage = (frame) => {
@@ -272,7 +271,7 @@ function connect() {
   };
 }
 
-/** After a reconnect: what happened while the socket was down (finished replies, other tabs' queries). */
+/** What happened while the socket was not joined (finished replies, other tabs' queries). */
 async function catchUp() {
   const unfinished = list.unfinishedIds();
   const after = unfinished.length ? Math.min(...unfinished) - 1 : list.lastId;
