@@ -56,9 +56,7 @@ def _listening() -> None:
 def _replies() -> None:
     from .responders import get_responder
 
-    prepare = getattr(get_responder(), "prepare", None)
-    if prepare is not None:
-        prepare()
+    get_responder().prepare()
     logger.info("Responder %s ready", settings.VOICE_RESPONDER)
 
 

@@ -158,9 +158,7 @@ class ChatReply:
         except ResponderError as exc:
             await self._handle(pipeline.TextFailed(exc))
             return
-        # A responder given by dotted path may implement only ``respond``.
-        uses_history = getattr(responder, "uses_history", True)
-        history = await settled_turns_before(query) if uses_history else []
+        history = await settled_turns_before(query) if responder.uses_history else []
         async for event in pipeline.ReplyPipeline(responder, speaker).run(query.text, history):
             await self._handle(event)
 

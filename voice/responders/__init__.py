@@ -7,12 +7,9 @@ instance per process, so a loaded model is shared.
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from django.conf import settings
-from django.utils.module_loading import import_string
 
+from ..plugins import Plugins
 from .base import (
     BaseResponder,
     Reasoning,
@@ -43,21 +40,9 @@ RESPONDERS = {
     "local": "voice.responders.local.LocalResponder",
 }
 
-logger = logging.getLogger(__name__)
-
-_instances: dict[str, BaseResponder] = {}
-_lock = threading.Lock()
+_responders = Plugins("responder", RESPONDERS, BaseResponder, ResponderUnavailable)
+_instances = _responders.instances
 
 
 def get_responder(name: str | None = None) -> BaseResponder:
-    name = name or settings.VOICE_RESPONDER
-    with _lock:
-        if name not in _instances:
-            try:
-                responder_class = import_string(RESPONDERS.get(name, name))
-            except ImportError as exc:
-                raise ResponderUnavailable(
-                    f"Unknown responder {name!r}: use one of {', '.join(RESPONDERS)} or a dotted path. ({exc})"
-                ) from exc
-            _instances[name] = responder_class()
-        return _instances[name]
+    return _responders.get(name or settings.VOICE_RESPONDER)

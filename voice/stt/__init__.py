@@ -8,11 +8,9 @@ subclass. One instance per process, so a loaded model is shared.
 
 from __future__ import annotations
 
-import threading
-
 from django.conf import settings
-from django.utils.module_loading import import_string
 
+from ..plugins import Plugins
 from .base import (
     DETECT,
     SAMPLE_RATE,
@@ -47,22 +45,9 @@ TRANSCRIBERS = {
     "whisper": "voice.stt.whisper.WhisperTranscriber",
 }
 
-_instances: dict[str, BaseTranscriber] = {}
-_lock = threading.Lock()
+_transcribers = Plugins("speech-to-text engine", TRANSCRIBERS, BaseTranscriber, TranscriberUnavailable)
+_instances = _transcribers.instances
 
 
 def get_transcriber(name: str | None = None) -> BaseTranscriber:
-    name = name or settings.VOICE_STT_ENGINE
-    with _lock:
-        if name not in _instances:
-            path = TRANSCRIBERS.get(name, name)
-            try:
-                transcriber_class = import_string(path)
-            except ImportError as exc:
-                raise TranscriberUnavailable(
-                    f"Unknown speech-to-text engine {name!r}: use one of {', '.join(TRANSCRIBERS)} or a dotted path."
-                ) from exc
-            if not (isinstance(transcriber_class, type) and issubclass(transcriber_class, BaseTranscriber)):
-                raise TranscriberUnavailable(f"{path} is not a BaseTranscriber subclass.")
-            _instances[name] = transcriber_class()
-        return _instances[name]
+    return _transcribers.get(name or settings.VOICE_STT_ENGINE)

@@ -11,12 +11,11 @@ change (tests).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 from django.conf import settings
-from django.core.signals import setting_changed
 
+from ..plugins import ProcessService
 from ..pool import SlotPool
 from ..scheduling import DEADLINE, Job
 from .base import SAMPLE_RATE, Transcript
@@ -79,28 +78,5 @@ class Transcription:
             job.cancel()  # not started yet: never start it
 
 
-_service: Transcription | None = None
-_lock = threading.Lock()
-
-
-def transcription() -> Transcription:
-    """The process's transcription service, started on first use."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = Transcription().start()
-        return _service
-
-
-def reset(**kwargs) -> None:
-    """Rebuild the service from the settings next time (they changed)."""
-    global _service
-    if not kwargs.get("setting", "VOICE_STT").startswith("VOICE_STT"):
-        return
-    with _lock:
-        if _service is not None:
-            _service.close()
-            _service = None
-
-
-setting_changed.connect(reset)
+# The process's transcription service, started on first use.
+transcription = ProcessService(Transcription, settings_prefixes=("VOICE_STT",))

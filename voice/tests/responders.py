@@ -48,3 +48,11 @@ class SlowResponder(BaseResponder):
         for n in range(1, 51):
             yield f"Sentence number {n}. "
             await asyncio.sleep(0.2)
+
+
+class BrokenResponder(BaseResponder):
+    """Writes a little, then fails with an unexpected error."""
+
+    async def respond(self, query, history):
+        yield "Half a "
+        raise RuntimeError("model crashed")

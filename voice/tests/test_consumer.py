@@ -266,14 +266,8 @@ async def test_an_unknown_engine_costs_the_audio_only(conversation, user, settin
     assert (reply.status, reply.text, bool(reply.audio)) == ("audio_failed", "Hello.", False)
 
 
-class BrokenResponder:
-    async def respond(self, query, history):
-        yield "Half a "
-        raise RuntimeError("model crashed")
-
-
 async def test_a_failing_responder_keeps_the_query_and_the_text_so_far(conversation, user, tone_engine, settings):
-    settings.VOICE_RESPONDER = "voice.tests.test_consumer.BrokenResponder"
+    settings.VOICE_RESPONDER = "voice.tests.responders.BrokenResponder"
     communicator = await connect(conversation, user)
     await communicator.send_json_to({"type": "query", "text": "Tell me everything."})
     frames = await until_done(communicator)

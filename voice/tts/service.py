@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 
 from django.conf import settings
-from django.core.signals import setting_changed
 
 from .. import metrics
 from ..audio import AudioChunk
+from ..plugins import ProcessService
 from ..pool import SlotPool
 from ..scheduling import Job
 from . import cache as segment_cache
@@ -113,29 +112,5 @@ class Synthesis:
             await self.cache.put(cache_key, segment_cache.Entry(tuple(chunks), seconds))
 
 
-_service: Synthesis | None = None
-_lock = threading.Lock()
-
-
-def synthesis() -> Synthesis:
-    """The process's synthesis service, started on first use."""
-    global _service
-    with _lock:
-        if _service is None:
-            _service = Synthesis().start()
-        return _service
-
-
-def reset(**kwargs) -> None:
-    """Rebuild the service from the settings next time (they changed)."""
-    global _service
-    setting = kwargs.get("setting", "")
-    if setting and not (setting.startswith("VOICE_TTS") or setting in ("VOICE_PIPER_THREADS", "CACHES")):
-        return
-    with _lock:
-        if _service is not None:
-            _service.close()
-            _service = None
-
-
-setting_changed.connect(reset)
+# The process's synthesis service, started on first use.
+synthesis = ProcessService(Synthesis, settings_prefixes=("VOICE_TTS", "VOICE_PIPER_THREADS", "CACHES"))
