@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-models.txt
 	@# llama-cpp-python first and on its own, so that its one long build shows progress.
 	@set -o pipefail; if ! $(BIN)/python -m pip show --quiet llama-cpp-python 2>/dev/null; then \
 	  echo "Installing $(LLAMA). On a new machine pip compiles it from source:"; \
-	  echo "about 10 minutes on 2 cores, once (pip keeps the wheel in its cache). Progress:"; \
+	  echo "5 to 10 minutes on 2 cores, once (pip keeps the wheel in its cache). Progress:"; \
 	  $(BIN)/python -m pip install -v "$(LLAMA)" 2>&1 | tee $(VENV)/llama-build.log \
 	    | { grep --line-buffered -E '^ *\[ *[0-9]+(%|/[0-9]+)\]' || true; } | cut -c1-100 \
 	    || { echo "Building llama-cpp-python failed; the end of $(VENV)/llama-build.log:"; \
