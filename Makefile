@@ -43,14 +43,17 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The suite leaves nothing behind: no caches, and its secret key and static
+# files in a scratch DJANGO_DATA_DIR (not var/).
 test: install chromium
-	$(BIN)/ruff check .
-	env -u DATABASE_URL $(BIN)/python -m pytest
-	@echo "--- the same suite on PostgreSQL (the deployment tests always use it) ---"
+	$(BIN)/ruff check --no-cache .
+	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export DJANGO_DATA_DIR="$$data" && set -x && \
+	env -u DATABASE_URL $(BIN)/python -m pytest && \
+	{ set +x; echo "--- the same suite on PostgreSQL (the deployment tests always use it) ---"; set -x; } && \
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -m "not deployment"
 
 lint: install
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .
 
 # Prints tables and writes docs/benchmarks.md with plots (a few minutes).
 bench: install
