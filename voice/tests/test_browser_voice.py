@@ -17,7 +17,17 @@ from playwright.sync_api import TimeoutError
 from bench.stt import spoken
 from voice.stt import SAMPLE_RATE
 from voice.tests import pages
-from voice.tests.pages import CHROMIUM, CHROMIUM_ARGS, log_in, new_context, playback, send, wait_for_reply, watch_errors
+from voice.tests.pages import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    box,
+    log_in,
+    new_context,
+    playback,
+    send,
+    wait_for_reply,
+    watch_errors,
+)
 
 pytestmark = pytest.mark.browser
 server = pages.server  # one Daphne for the module
@@ -210,3 +220,35 @@ def test_a_blocked_microphone_is_explained_and_the_page_still_works(browser_that
     wait_for_reply(page, send(page, "Typed instead."))
     assert errors == []
     context.close()
+
+
+def heard(page, words="saturday"):
+    """Wait until a partial transcript has ``words`` in it."""
+    page.wait_for_function(
+        "words => window.voiceMic.transcripts.some(t => !t.final && t.text.toLowerCase().includes(words))",
+        arg=words,
+        timeout=HEARD,
+    )
+
+
+def test_a_tap_toggles_and_space_talks(page):
+    # A quick tap starts; letting go does not stop; a second tap sends.
+    mic(page).click()
+    heard(page)
+    assert mic(page).get_attribute("aria-pressed") == "true"
+    mic(page).click()
+    page.wait_for_selector('#mic[aria-pressed="false"]')
+    wait_for_reply(page, 0)
+    # Space held outside the message box talks too; in the box it is a space.
+    page.evaluate("window.voiceMic.transcripts = []")
+    page.locator("#messages").focus()
+    page.keyboard.down(" ")
+    page.wait_for_selector('#mic[aria-pressed="true"]')
+    heard(page)
+    page.keyboard.up(" ")
+    page.wait_for_selector('#mic[aria-pressed="false"]')
+    wait_for_reply(page, 1)
+    said = [m.text_content().lower() for m in page.locator(".message--user .message__text").all()]
+    assert len(said) == 2 and all("library" in text for text in said), said
+    box(page).press(" ")
+    assert box(page).input_value() == " " and mic(page).get_attribute("aria-pressed") == "false"
