@@ -3,12 +3,14 @@
 // one job: protocol.js (wire format), player.js (gapless Web Audio), replay.js
 // (stored replies), messages.js (the list), markdown.js and highlight.js
 // (rendering, the spoken sentence), scroll.js (following the newest message),
-// conversations.js (drawer, search, rename, delete), http.js (the page's views).
+// conversations.js (drawer, search, rename, delete), http.js (the page's views),
+// mic.js (voice input: the microphone and the push-to-talk button).
 
-import { conversationCreated, closeDrawer, drawerOpen, initConversations } from "./conversations.js";
+import { conversationCreated, conversationNamed, closeDrawer, drawerOpen, initConversations } from "./conversations.js";
 import { getJson, post } from "./http.js";
 import { setIcon } from "./icons.js";
 import { MessageList } from "./messages.js";
+import { Microphone, PushToTalk, SAMPLE_RATE, micProblem, micUnavailable } from "./mic.js";
 import { StreamPlayer } from "./player.js";
 import { decodeAudioFrame, decodeBase64Chunk, socketUrl } from "./protocol.js";
 import { ReplayPlayer } from "./replay.js";
@@ -25,6 +27,9 @@ const latencyBadge = document.getElementById("latency-badge");
 const statusLine = document.getElementById("connection-status");
 const errorLine = document.getElementById("chat-error");
 const announcer = document.getElementById("announcer");
+const micButton = document.getElementById("mic");
+const micStatus = document.getElementById("mic-status");
+const micNote = document.getElementById("mic-note");
 
 // Bounds on what the page keeps, so that a tab open all day stays small.
 const KEEP_REPLIES = 100; // window.voiceReplies entries
@@ -248,6 +253,7 @@ function connect() {
     // Also on the first connection: what happened between rendering the page and joining.
     catchUp();
     flushOutbox();
+    flushVoice();
   };
   socket.onmessage = (frame) => {
     if (frame.data instanceof ArrayBuffer) onAudio(decodeAudioFrame(frame.data));
@@ -264,6 +270,7 @@ function connect() {
       return;
     }
     chat.dataset.connection = "reconnecting";
+    voiceConnectionLost();
     statusLine.textContent = `Connection lost. Reconnecting in ${(reconnectDelay / 1000).toFixed(1)} s…`;
     reconnectTimer = setTimeout(connect, reconnectDelay);
     // Exponential backoff with jitter, so many tabs do not reconnect in step.
@@ -315,8 +322,12 @@ function onEvent(event) {
         player.stopMessage(event.message_id);
       }
       break;
+    case "transcript":
+      onTranscript(event);
+      break;
     case "error":
-      if (!event.message_id) settleInFlight(true); // refused: nothing was stored
+      // Refused: nothing was stored (an utterance, or the typed query in flight).
+      if (!event.message_id && !voiceRefused(event)) settleInFlight(true);
       showError(event.message);
       break;
     default:
@@ -328,7 +339,7 @@ function onMessage(event) {
   const message = event.message;
   if (message.role === "user") {
     if (event.requested_here) {
-      settleInFlight();
+      if (!voiceStored(message)) settleInFlight();
       showError("");
     } else {
       // Another tab asked something: it interrupts what this tab is saying.
@@ -370,17 +381,24 @@ function pickedSettings() {
   return { voice: voicePicker.value, speed: speedPicker.value };
 }
 
+/** The conversation's name from its first query, as the server makes it (Conversation.title_from). */
+function titleFrom(query) {
+  const title = query.split(/\s+/).join(" ");
+  return title.length > 80 ? `${title.slice(0, 79)}…` : title;
+}
+
+/** Create the conversation on its first query (null: not known yet, said aloud); true if created now. */
 async function ensureConversation(firstQuery) {
-  if (conversationId) return;
+  if (conversationId) return false;
   const created = await post(chat.dataset.createUrl, pickedSettings());
   forgetDraft(draftKey()); // kept under the conversation's own key from now on
   conversationId = String(created.id);
   chat.dataset.conversationId = conversationId;
   history.replaceState(null, "", created.url);
-  // As the server names it from the first query (Conversation.title_from).
-  const title = firstQuery.split(/\s+/).join(" ");
-  conversationCreated(created.id, created.url, title.length > 80 ? `${title.slice(0, 79)}…` : title);
+  // As the server names it from the first query; a spoken one is named once it is heard.
+  conversationCreated(created.id, created.url, firstQuery === null ? "New conversation" : titleFrom(firstQuery));
   connect();
+  return true;
 }
 
 form.addEventListener("submit", async (event) => {
@@ -431,6 +449,258 @@ input.addEventListener("keydown", (event) => {
     form.requestSubmit();
   }
 });
+
+// --- Talking -------------------------------------------------------------------
+// Voice input (docs/protocol.md, "Voice input"): speech.start, binary frames of
+// 16 kHz PCM16, then speech.end (or speech.cancel). An utterance is
+// {clientId, stops, created, phase, sent, item, text, final}: phase "opening"
+// (the browser is starting the microphone), "listening", "sending" (the last
+// audio is on its way), "sent"; `item` is its provisional bubble, which shows
+// what is heard until the server stores the query (its `message` event, with
+// our client_id, replaces the bubble).
+const microphone = new Microphone();
+let utterance = null; // the one being recorded
+const heardOut = []; // sent, waiting for the server's answer; oldest first
+const voiceFrames = []; // {owner, data}: frames waiting for the socket
+const KEEP_TRANSCRIPTS = 100;
+// Errors about an utterance; nothing was stored (docs/protocol.md, "Errors").
+const VOICE_ERRORS = new Set([
+  "speech_not_started",
+  "bad_audio_format",
+  "utterance_too_long",
+  "no_speech",
+  "stt_failed",
+  "stt_unavailable",
+  "stt_timeout",
+]);
+const RECORDING_ERRORS = new Set(["speech_not_started", "bad_audio_format", "utterance_too_long"]);
+
+// Inspectable by tests.
+window.voiceMic = { state: "idle", level: 0, bytesSent: 0, transcripts: [] };
+
+function sendVoice(owner, data) {
+  voiceFrames.push({ owner, data });
+  flushVoice();
+}
+
+function flushVoice() {
+  while (voiceFrames.length && socket && socket.readyState === WebSocket.OPEN) {
+    const { owner, data } = voiceFrames.shift();
+    owner.sent = true;
+    if (data instanceof ArrayBuffer) window.voiceMic.bytesSent += data.byteLength;
+    socket.send(data);
+  }
+}
+
+function showMicState() {
+  const state = utterance ? (utterance.phase === "opening" ? "opening" : "listening") : heardOut.length ? "heard" : "idle";
+  chat.dataset.mic = state;
+  window.voiceMic.state = state;
+  micButton.setAttribute("aria-pressed", String(Boolean(utterance)));
+  setIcon(micButton, utterance ? "mic-on" : "mic");
+  micStatus.hidden = !utterance;
+  if (!utterance) showLevel(0);
+}
+
+/** The meter follows the microphone's loudness: -60 dB (or less) is empty, 0 dB full. */
+function showLevel(rms) {
+  const level = rms > 0 ? Math.min(1, Math.max(0, (20 * Math.log10(rms) + 60) / 60)) : 0;
+  window.voiceMic.level = level;
+  const meter = document.getElementById("mic-level");
+  meter.style.setProperty("--level", level.toFixed(3));
+  meter.dataset.level = level.toFixed(2);
+}
+
+function showProvisional() {
+  document.getElementById("messages-empty")?.remove();
+  // Looks like the user's message it will become; its words arrive as they are heard.
+  const item = document.createElement("li");
+  item.className = "message message--user message--provisional";
+  const bubble = document.createElement("div");
+  bubble.className = "message__bubble";
+  const body = document.createElement("p");
+  body.className = "message__text";
+  bubble.append(body);
+  const note = document.createElement("div");
+  note.className = "message__meta";
+  note.textContent = "Listening…";
+  item.append(bubble, note);
+  list.list.insertBefore(item, document.getElementById("thinking"));
+  follower.following = true;
+  follower.grew();
+  return item;
+}
+
+function noteProvisional(spoken, text) {
+  spoken.item.querySelector(".message__meta").textContent = text;
+}
+
+/** Forget an utterance: its bubble, its frames not yet sent, the microphone if it is the one recording. */
+function dropUtterance(spoken) {
+  spoken.item.remove();
+  const index = heardOut.indexOf(spoken);
+  if (index >= 0) heardOut.splice(index, 1);
+  for (let i = voiceFrames.length - 1; i >= 0; i--) if (voiceFrames[i].owner === spoken) voiceFrames.splice(i, 1);
+  if (utterance === spoken) {
+    utterance = null;
+    pushToTalk.reset();
+    microphone.release();
+  }
+  showMicState();
+}
+
+function disableMic(reason) {
+  micButton.disabled = true;
+  micButton.title = reason;
+  micNote.textContent = reason;
+  micNote.hidden = false;
+}
+
+function enableMic() {
+  if (micUnavailable() || !micButton.disabled) return;
+  micButton.disabled = false;
+  micButton.title = "Hold to talk (or hold Space)";
+  micNote.hidden = true;
+}
+
+/** Pressed: the microphone starts, and whatever this tab is saying stops, as for a typed query. */
+function startTalking() {
+  player.unlock(); // inside the gesture: the reply is to be heard
+  showError("");
+  const interrupted = interruptPlayback();
+  const spoken = { clientId: clientId(), stops, created: false, phase: "opening", sent: false, text: "", final: false };
+  spoken.item = showProvisional();
+  utterance = spoken;
+  showMicState();
+  announce("Listening");
+  microphone.onchunk = (pcm, rms) => {
+    if (spoken.phase !== "listening" && spoken.phase !== "sending") return;
+    sendVoice(spoken, pcm);
+    if (utterance === spoken) showLevel(rms);
+  };
+  microphone.start().then(
+    async () => {
+      if (utterance !== spoken) return;
+      spoken.phase = "listening";
+      const start = { type: "speech.start", format: "pcm_s16le", sample_rate: SAMPLE_RATE, ...(interrupted || {}) };
+      sendVoice(spoken, JSON.stringify(start)); // waits for the socket if there is none yet
+      showMicState();
+      try {
+        spoken.created = await ensureConversation(null);
+      } catch (error) {
+        if (utterance === spoken || heardOut.includes(spoken)) dropUtterance(spoken);
+        showError(`Not sent: ${error.message}`);
+      }
+    },
+    (error) => {
+      if (utterance !== spoken) return; // stopped while the browser was asking
+      dropUtterance(spoken);
+      const problem = micProblem(error);
+      showError(problem.text);
+      if (problem.lasting) disableMic(problem.text);
+    },
+  );
+}
+
+/** Released (or tapped again): the last audio goes, then speech.end; the server transcribes and answers. */
+async function stopTalking() {
+  const spoken = utterance;
+  if (!spoken) return;
+  if (spoken.phase === "opening") {
+    dropUtterance(spoken); // let go before the microphone was even on: nothing was said
+    return;
+  }
+  utterance = null;
+  spoken.phase = "sending";
+  spoken.stops = stops; // a Stop from now on is a Stop for its reply too
+  heardOut.push(spoken);
+  showMicState();
+  noteProvisional(spoken, "Working out what you said…");
+  await microphone.stop();
+  if (!heardOut.includes(spoken)) return; // dropped meanwhile (the connection, an error)
+  spoken.phase = "sent";
+  sendVoice(spoken, JSON.stringify({ type: "speech.end", client_id: spoken.clientId }));
+  sentAt = performance.now();
+  list.startThinking();
+}
+
+/** Escape: the utterance is thrown away; nothing is stored. */
+function cancelTalking() {
+  const spoken = utterance;
+  if (!spoken) return;
+  const told = spoken.sent; // else its frames are still waiting here, and simply go
+  dropUtterance(spoken);
+  if (told) sendVoice(spoken, JSON.stringify({ type: "speech.cancel" }));
+  announce("Cancelled");
+}
+
+function onTranscript(event) {
+  window.voiceMic.transcripts.push({ text: event.text, final: event.final });
+  keepLast(window.voiceMic.transcripts, KEEP_TRANSCRIPTS);
+  const spoken = utterance?.phase === "listening" && !event.final ? utterance : heardOut.find((u) => !u.final);
+  if (!spoken) return; // cancelled meanwhile
+  spoken.final = event.final;
+  spoken.text = event.text;
+  spoken.item.querySelector(".message__text").textContent = event.text; // never as HTML
+  if (event.final) noteProvisional(spoken, "Sending…");
+  follower.grew();
+}
+
+/** The server stored a spoken query of this tab: it replaces its bubble. False if ``message`` is not one. */
+function voiceStored(message) {
+  const spoken = message.client_id ? heardOut.find((u) => u.clientId === message.client_id) : null;
+  if (!spoken) return false;
+  dropUtterance(spoken);
+  replyWanted = spoken.stops;
+  if (spoken.created) conversationNamed(titleFrom(message.text));
+  return true;
+}
+
+/** An error about an utterance (nothing was stored): true if it was one. */
+function voiceRefused(event) {
+  let spoken;
+  if (VOICE_ERRORS.has(event.code)) {
+    spoken = RECORDING_ERRORS.has(event.code) && utterance?.sent ? utterance : heardOut[0] ?? utterance;
+  } else if (!inFlight) {
+    // Refused after it was heard (too many messages, too long): the words go to the box, to send again.
+    spoken = heardOut[0];
+    if (spoken?.final && !input.value.trim()) {
+      input.value = spoken.text;
+      autosize();
+    }
+  }
+  if (!spoken) return false;
+  dropUtterance(spoken);
+  list.stopThinking();
+  return true;
+}
+
+/** The server forgets an utterance when the socket drops: those it had begun to hear are gone. */
+function voiceConnectionLost() {
+  const lost = [utterance, ...heardOut].filter((spoken) => spoken?.sent);
+  if (!lost.length) return;
+  for (const spoken of lost) dropUtterance(spoken);
+  list.stopThinking();
+  showError("The connection dropped while you were talking. If your words do not appear once it is back, say them again.");
+}
+
+const pushToTalk = new PushToTalk(micButton, { start: startTalking, end: stopTalking, cancel: cancelTalking });
+
+function initMic() {
+  const unavailable = micUnavailable();
+  if (unavailable) {
+    disableMic(unavailable);
+    return;
+  }
+  // Allowed again in the site settings, or a microphone plugged in: the button comes back.
+  navigator.mediaDevices.addEventListener?.("devicechange", enableMic);
+  navigator.permissions
+    ?.query({ name: "microphone" })
+    .then((status) => {
+      status.addEventListener("change", () => status.state !== "denied" && enableMic());
+    })
+    .catch(() => {}); // not a permission this browser can be asked about
+}
 
 // --- Controls -------------------------------------------------------------------
 stopButton.addEventListener("click", stopSpeech);
@@ -533,4 +803,5 @@ restoreDraft();
 autosize();
 follower.toEnd("instant"); // a conversation opens at its newest message
 showPlaying();
+initMic();
 connect();

@@ -114,6 +114,11 @@ export function conversationCreated(id, url, name) {
 }
 
 // --- Rename and delete ------------------------------------------------------------
+/** A conversation created before its first query was known (a spoken one) gets its name. */
+export function conversationNamed(name) {
+  setTitle(name);
+}
+
 function setTitle(name) {
   title.textContent = name;
   document.title = `${name} · Voice chat`;

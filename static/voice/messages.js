@@ -32,6 +32,11 @@ function setTime(element, iso) {
   element.title = dateTimeFormat.format(date);
 }
 
+/** What a message's player plays, in its controls' names: a reply, or the user's own recording. */
+function replayOf(item) {
+  return item.classList.contains("message--assistant") ? "reply" : "your message";
+}
+
 export class MessageList {
   constructor(list) {
     this.list = list;
@@ -97,6 +102,15 @@ export class MessageList {
       const status = document.createElement("span");
       status.className = "message__status";
       meta.append(speaking, status);
+    } else if (message.is_voice) {
+      const spoken = document.createElement("span");
+      spoken.className = "message__voice";
+      spoken.title = "Spoken";
+      const label = document.createElement("span");
+      label.className = "visually-hidden";
+      label.textContent = "Spoken";
+      spoken.append(icon("mic"), label);
+      meta.append(spoken);
     }
     const actions = document.createElement("span");
     actions.className = "message__actions";
@@ -132,6 +146,9 @@ export class MessageList {
       if (message.audio_url) this.#addReplay(item, message.audio_url);
     } else {
       item.querySelector(".message__text").textContent = message.text;
+      // A spoken query: its recording plays like a reply.
+      if (message.duration_ms) item.dataset.durationMs = String(message.duration_ms);
+      if (message.audio_url) this.#addReplay(item, message.audio_url);
     }
     this.onrender?.();
     return item;
@@ -149,18 +166,19 @@ export class MessageList {
     item.dataset.audioUrl = url;
     if (item.querySelector(".replay")) return;
     const number = item.dataset.number;
+    const whose = replayOf(item);
     const replay = document.createElement("span");
     replay.className = "replay";
     const seek = document.createElement("input");
     seek.type = "range";
     seek.className = "replay__seek";
     Object.assign(seek, { min: "0", max: item.dataset.durationMs || "0", step: "100", value: "0" });
-    seek.setAttribute("aria-label", `Position in reply ${number}`);
+    seek.setAttribute("aria-label", `Position in ${whose} ${number}`);
     seek.setAttribute("aria-valuetext", "0:00");
     const time = document.createElement("span");
     time.className = "replay__time";
     time.textContent = item.dataset.durationMs ? formatClock(item.dataset.durationMs / 1000) : "0:00";
-    replay.append(iconButton("play", `Play reply ${number}`, "replay__toggle", "Play"), seek, time);
+    replay.append(iconButton("play", `Play ${whose} ${number}`, "replay__toggle", "Play"), seek, time);
     item.querySelector(".message__actions").append(replay);
   }
 
@@ -190,7 +208,7 @@ export class MessageList {
     replay.querySelector(".replay__time").textContent = clock;
     const toggle = replay.querySelector(".replay__toggle");
     setIcon(toggle, playing ? "pause" : "play");
-    toggle.setAttribute("aria-label", `${playing ? "Pause" : "Play"} reply ${item.dataset.number}`);
+    toggle.setAttribute("aria-label", `${playing ? "Pause" : "Play"} ${replayOf(item)} ${item.dataset.number}`);
     toggle.title = playing ? "Pause" : "Play";
   }
 
@@ -198,7 +216,8 @@ export class MessageList {
     replay.classList.remove("replay--active");
     const toggle = replay.querySelector(".replay__toggle");
     setIcon(toggle, "play");
-    toggle.setAttribute("aria-label", `Play reply ${replay.closest(".message").dataset.number}`);
+    const item = replay.closest(".message");
+    toggle.setAttribute("aria-label", `Play ${replayOf(item)} ${item.dataset.number}`);
   }
 
   // --- Reply text --------------------------------------------------------------
