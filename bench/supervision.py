@@ -26,7 +26,8 @@ async def ttfa(client, conversation: int, text: str) -> float | None:
 async def during_a_hang(client, repeats: int) -> dict:
     """Median TTFA of single questions, first with no hang, then while another conversation's synthesis hangs."""
     conversation = client.new_conversation()
-    calm = [await ttfa(client, conversation, f"A calm question, number {n}.") for n in range(repeats)]
+    # Every text unique from its first word: the segment cache must not answer (it caches first clauses).
+    calm = [await ttfa(client, conversation, f"Number {n} of the calm questions.") for n in range(repeats)]
     hanging = client.new_conversation()
     url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{hanging}/"
     async with connect(url, additional_headers=client.headers(), max_size=None) as socket:
@@ -37,7 +38,7 @@ async def during_a_hang(client, repeats: int) -> dict:
             if isinstance(frame, str) and json.loads(frame)["type"] == "reply.delta":
                 break
         during = [
-            await ttfa(client, conversation, f"A question while the other one is stuck, number {n}.")
+            await ttfa(client, conversation, f"Number {n} of the questions asked while one is stuck.")
             for n in range(repeats)
         ]
     return {"calm": measure.median(calm), "during": measure.median(during)}
