@@ -72,19 +72,24 @@ def test_a_killed_server_leaves_no_reply_streaming_and_keeps_its_text(tmp_path):
         site.destroy()
 
 
+def assert_sigterm_stores_the_reply(site, server, producer) -> None:
+    """SIGTERM ``producer`` (the server or worker producing a slow reply): it stores the reply and exits in time."""
+    with slow_reply(server) as reply_id:
+        wait_until(lambda: "Sentence number 2." in reply_row(site, reply_id)[1], 10, "no checkpoint")
+        started = time.monotonic()
+        producer.process.send_signal(signal.SIGTERM)
+        producer.process.wait(15)
+    assert time.monotonic() - started < 8
+    status, text, _code = reply_row(site, reply_id)
+    assert status == "interrupted" and text.startswith("Sentence number 1. Sentence number 2.")
+    assert "Replies in production stopped and stored for shutdown" in producer.log()
+
+
 def test_sigterm_stores_the_replies_in_production_and_exits_in_time(tmp_path):
     site = Site(tmp_path, VOICE_SHUTDOWN_TIMEOUT="5", **SLOW).setup()
     server = DaphneServer(site).start()
     try:
-        with slow_reply(server) as reply_id:
-            wait_until(lambda: "Sentence number 2." in reply_row(site, reply_id)[1], 10, "no checkpoint")
-            started = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
-            server.process.wait(15)
-        assert time.monotonic() - started < 8
-        status, text, _code = reply_row(site, reply_id)
-        assert status == "interrupted" and text.startswith("Sentence number 1. Sentence number 2.")
-        assert "Replies in production stopped and stored for shutdown" in server.log()
+        assert_sigterm_stores_the_reply(site, server, server)
     finally:
         server.stop()
         site.destroy()
@@ -135,15 +140,7 @@ def test_a_worker_stopped_with_sigterm_stores_its_replies(tmp_path):
         server = DaphneServer(site).start()
         worker = WorkerProcess(site).start()
         processes += [server, worker]
-        with slow_reply(server) as reply_id:
-            wait_until(lambda: "Sentence number 2." in reply_row(site, reply_id)[1], 10, "no checkpoint")
-            started = time.monotonic()
-            worker.process.send_signal(signal.SIGTERM)
-            worker.process.wait(15)
-        assert time.monotonic() - started < 8
-        status, text, _code = reply_row(site, reply_id)
-        assert status == "interrupted" and text.startswith("Sentence number 1. Sentence number 2.")
-        assert "Replies in production stopped and stored for shutdown" in worker.log()
+        assert_sigterm_stores_the_reply(site, server, worker)
     finally:
         for process in processes:
             process.stop()
