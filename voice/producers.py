@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
@@ -25,12 +26,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STOP = "reply.stop"
+EARLY_STOPS_KEPT = 256
 
 
 class Producers:
     def __init__(self, channel_layer) -> None:
         self.channel_layer = channel_layer
         self.replies: dict[int, ChatReply] = {}
+        # Stops for replies claimed here but not registered yet (still being set
+        # up): message id -> (status, heard_ms), applied when they are added.
+        self.early_stops: OrderedDict[int, tuple[str, int | None]] = OrderedDict()
         self.channel: str | None = None
         self._tasks: set[asyncio.Task] = set()
         self._ready = asyncio.Lock()
@@ -53,6 +58,9 @@ class Producers:
 
     def add(self, reply: ChatReply) -> None:
         self.replies[reply.message.pk] = reply
+        early = self.early_stops.pop(reply.message.pk, None)
+        if early is not None:
+            reply.stop(*early)
 
     def discard(self, reply: ChatReply) -> None:
         if self.replies.get(reply.message.pk) is reply:
@@ -76,9 +84,17 @@ class Producers:
                 logger.warning("Stop listener: channel layer unavailable (%s)", exc)
                 await asyncio.sleep(1)
                 continue
-            reply = self.replies.get(event.get("message_id"))
-            if event.get("type") == STOP and reply is not None:
+            if event.get("type") != STOP:
+                continue
+            reply = self.replies.get(event["message_id"])
+            if reply is not None:
                 reply.stop(event["status"], event.get("heard_ms"))
+                continue
+            # Stops come here only once a reply is claimed here: this one is
+            # being set up (or already done), and stops as soon as it is added.
+            self.early_stops[event["message_id"]] = (event["status"], event.get("heard_ms"))
+            while len(self.early_stops) > EARLY_STOPS_KEPT:
+                self.early_stops.popitem(last=False)
 
     async def _sweep(self) -> None:
         from . import recovery

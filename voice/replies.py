@@ -145,6 +145,8 @@ class ChatReply:
             self._producing.cancel()
 
     async def _produce(self) -> None:
+        if self._stopped is not None:
+            return  # stopped before it started: stored as it is, empty
         query = self.message.reply_to
         if self.queued and await self._superseded(query):
             self._stopped = Message.Status.INTERRUPTED

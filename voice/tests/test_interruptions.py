@@ -3,12 +3,27 @@
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from voice.history import turns_before
 from voice.models import Message
+from voice.producers import producers, send_stop
+from voice.publishing import GroupPublisher
+from voice.replies import ChatReply, accept_query
 from voice.responders import Turn
 
-from .conftest import audio_frames, connect, done_for, events, first_audio, receive_frame, until, until_done
+from .conftest import (
+    audio_frames,
+    connect,
+    done_for,
+    events,
+    eventually,
+    first_audio,
+    receive_frame,
+    until,
+    until_done,
+)
 from .responders import RecordingResponder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,6 +112,19 @@ async def test_cancel_records_how_much_was_heard(conversation, user, gated_engin
     await tab.disconnect()
     reply = await Message.objects.aget(pk=reply_id)
     assert (reply.status, reply.heard_ms, reply.heard_text) == ("cancelled", 30, "One.")
+
+
+async def test_a_stop_that_comes_before_its_reply_is_set_up_still_stops_it(conversation, tone_engine):
+    """A stop can reach this process between a reply's claim and its start: it is kept, and applied then."""
+    layer = get_channel_layer()
+    registry = producers(layer)
+    channel = await registry.listen()
+    _query, placeholder = await accept_query(conversation, "Say a lot, please.", "", None)
+    assert await database_sync_to_async(placeholder.claim)("server:test", channel)
+    await send_stop(layer, channel, placeholder.pk, Message.Status.CANCELLED, None)
+    await eventually(lambda: placeholder.pk in registry.early_stops)
+    stored = await ChatReply(placeholder, GroupPublisher(layer, conversation.group_name)).run()
+    assert (stored.status, stored.text) == (Message.Status.CANCELLED, "")
 
 
 @pytest.mark.parametrize(
