@@ -19,7 +19,28 @@ A sentence's span also covers the silent markup right around it (the "**" of
 The first segment of a reply may end at its first clause break instead
 (``first_clause_chars``): synthesis time grows with length, so a first clause
 starts speech in about half the time of a whole first sentence, and a comma is
-a pause anyway. Every later segment is a whole sentence.
+a pause anyway. Every later segment is a whole sentence, unless it is longer
+than ``segment_max_chars``. Synthesis of a segment is not interrupted, so a
+long one holds a core for long, and a new reply's first clause may wait behind
+it: cut in pieces of at most VOICE_SEGMENT_MAX_CHARS (40: about 250 ms of CPU for
+one Piper thread, 2.5 s of speech; 24 would be 150 ms, but each piece is said as
+a sentence of its own), that first clause waits behind no more than one short
+segment. A piece ends, in this order of preference:
+
+- at the last clause break (a comma, semicolon, colon or dash, then a space)
+  within the limit, else at the first one up to a quarter past it: a phrase
+  is not cut when a clause break is near;
+- before the last word that opens a word group (``_GROUP_WORDS``: "and",
+  "because", "which", ...; "| so that", "| by which" go together);
+- before the last preposition or article (``_PHRASE_WORDS``);
+- at the last space within the limit, else at the first one past it.
+
+Never inside a word, nor after a word that binds to the next ("to", "the"),
+nor inside text said otherwise than shown ("nineteen dollars and ninety-nine
+cents" for "$19.99"), and neither part shorter than ``segment_min_chars``
+("Yes," alone sounds clipped). A cut is made as soon as enough text has
+arrived that what is still to come cannot move it, so streamed text is cut
+exactly where the whole text would be.
 """
 
 from __future__ import annotations
@@ -47,6 +68,26 @@ _SOFT_BREAK = re.compile(r"[,;:—–]\s|\s")
 _CLAUSE_BREAK = re.compile(r"[,;:—–](?=\s)")
 _SPACE = re.compile(r"\s")
 _SPACE_BEFORE_STOP = re.compile(r" (?=[.,]+(?: |$))")  # not "?", "!", ":": French puts a space there
+# An overlong sentence is best cut before these words, which open a word group
+# of their own ("… took the train | because …", "… the book | which …"). A short
+# list on purpose; "to" and "of" are in no list: they often bind to the word
+# before them ("want | to go", "a lot | of"), so a cut before them sounds broken.
+_GROUP_WORDS = (
+    "and but or because although though while whereas when where which who whose that if unless until since"
+    " with without"
+).split()
+# These go with a group word after them: a cut comes before them ("| by which", "| so that", "| even if").
+_LEADING_WORDS = frozenset(
+    "and or but by in of on at to for from with into about through so such now even as only".split()
+)
+_GROUP_START = re.compile(rf"\s+(?=(?:{'|'.join(_GROUP_WORDS)})\b)")
+# Failing those, before a phrase: a preposition or an article ("… make food | from carbon dioxide").
+_PHRASE_WORDS = "the a an in on at from for by into onto about through over under after before during between".split()
+_PHRASE_START = re.compile(rf"\s+(?=(?:{'|'.join(_PHRASE_WORDS)})\b)")
+# A piece never ends on a word that binds to the next one ("… use sunlight to | make food").
+_BINDS_FORWARD = _LEADING_WORDS | frozenset(_PHRASE_WORDS)
+_SPACES = re.compile(r"\s+")
+_NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -57,10 +98,23 @@ class Sentence:
 
 
 class SentenceSplitter:
-    def __init__(self, max_chars: int = 240, first_clause_chars: int = 0) -> None:
-        """``first_clause_chars``: end the first segment at a clause break this far in (0: never)."""
+    def __init__(
+        self,
+        max_chars: int = 240,
+        first_clause_chars: int = 0,
+        segment_max_chars: int = 0,
+        segment_min_chars: int = 16,
+    ) -> None:
+        """``first_clause_chars``: end the first segment at a clause break this far in (0: never).
+
+        ``segment_max_chars``: cut every later segment longer than this (0: never), in pieces
+        of at least ``segment_min_chars`` (at most half the limit).
+        """
         self.max_chars = max_chars
         self.first_clause_chars = first_clause_chars
+        self.segment_max_chars = segment_max_chars
+        self.segment_min_chars = segment_min_chars
+        self._said = False  # a segment has been emitted: the next ones are "later" ones
         self._text = ""  # spoken text so far
         self._consumed = 0  # everything before this offset has been emitted
         self._starts: list[int] = []  # where each piece begins in the spoken text
@@ -98,20 +152,25 @@ class SentenceSplitter:
 
     def flush(self) -> list[Sentence]:
         """Whatever is left once the reply is complete."""
+        found = []
+        while (cut := self._cut(len(self._text), certain=True)) is not None:
+            found.append(self._take(cut))
         rest = self._take(len(self._text))
-        return [rest] if rest.text else []
+        return [*found, rest] if rest.text else found
 
     def _next_sentence(self) -> Sentence | None:
         text, consumed = self._text, self._consumed
         self._waiting = False
-        if consumed == 0 and self.first_clause_chars:
-            clause = _CLAUSE_BREAK.search(text, self.first_clause_chars)
-            sentence_end = _BOUNDARY.search(text)
+        if not self._said and self.first_clause_chars:  # not consumed == 0: a blank line may come first
+            clause = _CLAUSE_BREAK.search(text, consumed + self.first_clause_chars)
+            sentence_end = _BOUNDARY.search(text, consumed)
             # Only a clause that ends before the first sentence does, and is
             # certainly followed by more text.
             if clause and (sentence_end is None or clause.start() < sentence_end.start()):
                 if len(text) > clause.end():
                     return self._take(clause.end())
+        end = None  # where the segment certainly ends, without segment_max_chars
+        bound = len(text.rstrip(_END_MARKS))  # else: its sentence ends no sooner than this
         for match in _BOUNDARY.finditer(text, max(consumed, self._scanned)):
             if match.end() - consumed > self.max_chars:
                 # Cut an overlong sentence where it would have been cut had its end not yet arrived.
@@ -121,18 +180,89 @@ class SentenceSplitter:
             if ends is None:
                 self._waiting = True
                 self._scanned = match.start()
-                return None
+                bound = match.end()
+                break
             if ends:
-                return self._take(match.end())
+                end = match.end()
+                break
         else:
             # Punctuation at the very end may yet be followed by white space: look at it again then.
             self._scanned = max(consumed, len(text.rstrip(_END_MARKS)))
-        if len(text) - consumed > self.max_chars:
+        if end is None and not self._waiting and len(text) - consumed > self.max_chars:
             window = text[consumed : consumed + self.max_chars]
             breaks = list(_SOFT_BREAK.finditer(window))
-            cut = breaks[-1].end() if breaks else self.max_chars
-            return self._take(consumed + cut)
+            end = consumed + (breaks[-1].end() if breaks else self.max_chars)
+        if end is not None:
+            cut = self._cut(end, certain=True)
+        elif self.segment_max_chars and self._said and len(text) - consumed > self.segment_max_chars:
+            # A cut at max_chars would come after the last space within its reach: the
+            # segment certainly runs on to there (and to its sentence's earliest end).
+            space = max(text.rfind(" ", consumed, consumed + self.max_chars), consumed)
+            cut = self._cut(min(bound, space), certain=False)
+        else:
+            cut = None
+        if cut is not None:
+            return self._take(cut)
+        return None if end is None else self._take(end)
+
+    def _cut(self, end: int, certain: bool) -> int | None:
+        """Where to cut the segment running from the consumed text to ``end``, if it is too long.
+
+        ``certain``: it ends there; else it ends there or later, and a cut is made only
+        once no text still to come could move it. None: no cut (yet).
+        """
+        limit, text = self.segment_max_chars, self._text
+        first = _NON_SPACE.search(text, self._consumed, end)
+        if not limit or not self._said or first is None:
+            return None
+        start = first.start()
+        end = start + len(text[start:end].rstrip())
+        if end - start <= limit:
+            return None
+        # A clause break a little past the limit beats a cut inside a phrase within it.
+        clause_limit = limit + limit // 4
+        if not certain and end <= start + clause_limit:
+            return None  # a better cut may be among the words still to come
+        shortest = min(self.segment_min_chars, limit // 2)
+        # Searched up to the (earliest) end only, where white space follows: a word found
+        # whole ("and", not "android") is whole. (Cut, start of the rest) pairs.
+        clauses = [(m.end(), m.end()) for m in _CLAUSE_BREAK.finditer(text, start, min(len(text), end + 1))]
+        spaces = [(m.start(), m.end()) for m in _SPACES.finditer(text, start, end)]
+        groups, phrases = [], []
+        for pattern, found in ((_GROUP_START, groups), (_PHRASE_START, phrases)):
+            for match in pattern.finditer(text, start, end):
+                cut, rest = match.start(), match.end()
+                before = text.rfind(" ", start, cut)
+                if before >= start and text[before + 1 : cut].lower() in _LEADING_WORDS:
+                    cut, rest = before, before + 1  # "the process | by which", not "by | which"
+                found.append((cut, rest))
+        preferred = (
+            [c for c in reversed(clauses) if c[0] - start <= limit],
+            [c for c in clauses if limit < c[0] - start <= clause_limit],
+            [c for c in reversed(groups) if c[0] - start <= limit],
+            [c for c in reversed(phrases) if c[0] - start <= limit],
+            [c for c in reversed(spaces) if c[0] - start <= limit],
+            [c for c in spaces if c[0] - start > limit],  # a word past the limit, rather than no cut
+        )
+        for cuts in preferred:
+            for cut, rest in cuts:
+                last_word = text[max(text.rfind(" ", start, cut), start - 1) + 1 : cut].lower()
+                if cut - start < shortest or last_word in _BINDS_FORWARD or self._inside_piece(cut):
+                    continue
+                if len(text[rest:end].strip()) >= shortest:
+                    return cut
+                if not certain:
+                    return None  # the best cut so far, once enough text follows it
         return None
+
+    def _inside_piece(self, cut: int) -> bool:
+        """Would a cut here split a piece said otherwise than shown ("nineteen dollars and ...")?
+
+        Its span could not be shared between the two parts, and its words belong together.
+        """
+        index = bisect.bisect_right(self._starts, cut - 1) - 1
+        piece = self._pieces[index]
+        return not piece.verbatim and self._starts[index] + len(piece.text.rstrip()) > cut
 
     def _ends_sentence(self, match: re.Match, consumed: int) -> bool | None:
         """Does this punctuation end the sentence? None: it depends on a character still to come."""
@@ -160,6 +290,7 @@ class SentenceSplitter:
         self._consumed = end
         if not stripped:
             return Sentence(text="", start=0, end=0)
+        self._said = True
         shown_start, shown_end = self._span(start, start + len(stripped))
         self._shown_until = shown_end
         # Gaps left by markup that is not said: "Title ." → "Title."

@@ -14,8 +14,8 @@ class Splitter(SentenceSplitter):
         return super().feed([Piece(text, start, self.shown)] if text else [])
 
 
-def split_all(text: str, step: int | None = None) -> list[str]:
-    splitter = Splitter()
+def split_all(text: str, step: int | None = None, **options) -> list[str]:
+    splitter = Splitter(**options)
     step = step or len(text)
     found = []
     for i in range(0, len(text), step):
@@ -135,3 +135,148 @@ def test_an_overlong_sentence_is_cut_in_the_same_place_however_it_arrives():
     text = "word " * 60 + "end. Next one."
     assert split_all(text, 1) == split_all(text) == split_all(text, 7)
     assert len(split_all(text)) == 3
+
+
+# --- Later segments cut short (segment_max_chars) ------------------------------------------
+def feed_words(text: str, **options) -> list[tuple[str, str]]:
+    """(segment, the text fed so far when it came out), the text fed a word at a time."""
+    splitter, fed, found = Splitter(**options), "", []
+    for word in text.split(" "):
+        delta = word if not fed else " " + word
+        fed += delta
+        found += [(s.text, fed) for s in splitter.feed(delta)]
+    return found + [(s.text, fed) for s in splitter.flush()]
+
+
+def test_a_long_later_sentence_is_cut_at_its_last_clause_break_within_the_limit():
+    text = "Sure. We walked along the old river path, then the children played with a ball, as the sun was out."
+    assert split_all(text, segment_max_chars=60) == [
+        "Sure.",
+        "We walked along the old river path,",  # not before "with", nor past the limit at "ball,"
+        "then the children played with a ball, as the sun was out.",
+    ]
+
+
+def test_a_clause_break_just_past_the_limit_beats_a_cut_inside_a_phrase():
+    clause = (
+        "The train leaves from the central station at nine in the morning on most days of the week"
+        " in the summer months of the year,"
+    )
+    text = f"Sure. {clause} and it is quick."
+    for step in (1, 3, 7, None):  # a cut within the limit is not made before the clause break arrives
+        assert split_all(text, step, segment_max_chars=100) == ["Sure.", clause, "and it is quick."]
+    assert len(clause) == 123
+
+
+def test_without_a_clause_break_a_long_sentence_is_cut_before_a_word_group():
+    text = "Sure. The children played with a ball in the old garden because the sun was out."
+    assert split_all(text, segment_max_chars=60) == [
+        "Sure.",
+        "The children played with a ball in the old garden",  # not "… garden because | the sun"
+        "because the sun was out.",
+    ]
+    # A word that goes with the group word stays with it: "| so that", not "so | that".
+    text = "Sure. Keep the receipt in a safe place so that you can return the shoes later."
+    assert split_all(text, segment_max_chars=50) == [
+        "Sure.",
+        "Keep the receipt in a safe place",
+        "so that you can return the shoes later.",
+    ]
+
+
+def test_failing_a_word_group_a_cut_comes_before_a_phrase_and_never_after_a_word_that_binds_to_the_next():
+    text = "Sure. Green plants use sunlight to make food from carbon dioxide and water in their leaves."
+    assert split_all(text, segment_max_chars=50) == [
+        "Sure.",
+        "Green plants use sunlight to make food",  # not "… from carbon | dioxide"
+        "from carbon dioxide and water in their leaves.",
+    ]
+    text = "Sure. Some other organisms use sunlight to synthesize their foods."
+    assert split_all(text, segment_max_chars=40) == [
+        "Sure.",
+        "Some other organisms use sunlight",  # not "… sunlight to | synthesize"
+        "to synthesize their foods.",
+    ]
+
+
+def test_a_cut_is_never_inside_a_word():
+    text = "Fine. " + " ".join(["extraordinarily", "long", "words", "keep", "coming", "here"] * 12) + "."
+    parts = split_all(text, segment_max_chars=50)
+    assert len(parts) > 5
+    assert all(len(part) <= 50 for part in parts)
+    assert " ".join(parts).split() == text.split()  # a word cut in two would show here
+
+
+def test_a_cut_leaves_no_tiny_fragment():
+    # Neither "Yes," alone nor "he said." alone: both parts of a cut have some length.
+    text = "Sure. Yes, the old lighthouse keeper walked slowly along the rocky shore every evening, he said."
+    parts = split_all(text, segment_max_chars=40)
+    assert parts == [
+        "Sure.",
+        "Yes, the old lighthouse keeper walked",
+        "slowly along the rocky shore every",
+        "evening, he said.",
+    ]
+    assert all(len(part) >= 16 for part in parts[1:])
+
+
+def test_a_cut_is_made_as_soon_as_it_is_certain_and_wherever_the_deltas_end():
+    text = (
+        "Sure. We walked along the old river path, then the children played with a ball because the sun was out. "
+        "It is the process by which green plants and some other organisms make food. "
+        "The old lighthouse keeper walked slowly along the rocky shore every evening, he said, until it got dark."
+    )
+    at_once = split_all(text, segment_max_chars=40)
+    assert len(at_once) > 8
+    for step in (1, 2, 3, 5, 7, 11):
+        assert split_all(text, step, segment_max_chars=40) == at_once
+    by_word = feed_words(text, segment_max_chars=40)
+    assert [segment for segment, _fed in by_word] == at_once
+    # The first cut comes out long before its sentence ends.
+    segment, fed = by_word[1]
+    assert segment == "We walked along the old river path," and fed.endswith("children played")
+
+
+def test_cut_segments_span_what_they_stand_for():
+    # "Okay. It costs $19.99 which is a fair price for good shoes.", the price said in words:
+    # never cut inside what stands for "$19.99", though "and" is in it.
+    pieces = [
+        Piece("Okay. It costs ", 0, 15),
+        Piece("nineteen dollars and ninety-nine cents", 15, 21),
+        Piece(" which is a fair price for good shoes.", 21, 59),
+    ]
+    for limit in (40, 60):
+        splitter = SentenceSplitter(segment_max_chars=limit)
+        found = splitter.feed(pieces) + splitter.flush()
+        assert [(s.text, s.start, s.end) for s in found] == [
+            ("Okay.", 0, 5),
+            ("It costs nineteen dollars and ninety-nine cents", 6, 21),
+            ("which is a fair price for good shoes.", 22, 59),
+        ]
+
+
+def test_no_cut_below_the_limit_or_when_it_is_zero():
+    text = "Sure. We walked along the old river path, then the children played with a ball because the sun was out."
+    whole = ["Sure.", text[6:]]
+    assert split_all(text, segment_max_chars=0) == whole
+    assert split_all(text, segment_max_chars=len(text) - 6) == whole
+
+
+def test_the_first_segment_is_not_cut_and_the_first_clause_rule_holds():
+    first = "The old lighthouse keeper walked slowly along the rocky shore every evening until it got dark."
+    assert split_all(first + " Yes.", segment_max_chars=30)[0] == first
+    text = "This is sentence number one of the reply, and it has words. Then, a second one, whole."
+    assert split_all(text, 3, first_clause_chars=24, segment_max_chars=30) == [
+        "This is sentence number one of the reply,",
+        "and it has words.",
+        "Then, a second one, whole.",
+    ]
+
+
+def test_a_blank_line_before_the_reply_does_not_lose_the_first_clause():
+    text = "\n\nThis is sentence number one of the reply, and it has words. More."
+    assert split_all(text, 1, first_clause_chars=24) == [
+        "This is sentence number one of the reply,",
+        "and it has words.",
+        "More.",
+    ]
