@@ -237,6 +237,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def message(self, event: dict) -> None:
         await self.forward({**event, "requested_here": event.get("origin") == self.channel_name})
 
+    queued = forward
     reply_delta = forward
     audio_start = forward
     audio_end = forward

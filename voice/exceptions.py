@@ -69,6 +69,11 @@ class ResponderRateLimited(ResponderError):
     public_message = "The language model is busy right now; try again in a moment."
 
 
+class ResponderBusy(ResponderError):
+    code = "llm_busy"
+    public_message = "Too many people are talking with the assistant right now; please ask again in a moment."
+
+
 class ResponderBadResponse(ResponderError):
     code = "llm_bad_response"
     public_message = "The language model sent something that could not be read."

@@ -25,8 +25,8 @@ from django.conf import settings
 from . import audio
 from .filters.reasoning import ThinkTagFilter
 from .filters.speech import SpeechText
-from .responders import BaseResponder, Reasoning, ResponderError, ResponderTimeout, Turn
-from .scheduling import PlaybackClock
+from .responders import BaseResponder, Queued, Reasoning, ResponderError, ResponderTimeout, Turn
+from .scheduling import Demand, current_demand
 from .sentences import Sentence, SentenceSplitter
 from .tts import BaseEngine, TTSError, get_engine
 from .tts.base import check_speed
@@ -51,6 +51,14 @@ class ReasoningDelta:
     """More of the model's thinking: stored, never shown or spoken."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class ReplyQueued:
+    """The reply waits for the model: its place in line, and the likely wait in seconds (None: unknown)."""
+
+    position: int
+    expected_wait: float | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class SpeechFailed:
 Event = (
     TextDelta
     | ReasoningDelta
+    | ReplyQueued
     | SentenceWritten
     | TextDone
     | TextFailed
@@ -179,11 +188,18 @@ class ReplyPipeline:
         events: asyncio.Queue = asyncio.Queue()
         segments: asyncio.Queue[Sentence | None] = asyncio.Queue()
         speech_ready = await self._prepare_speech(events)
+        # A spoken reply's listener paces the model; a silent one needs all its text now.
+        demand = Demand(settings.VOICE_LLM_WRITE_AHEAD) if speech_ready else None
         stages = [
-            self._write(query, history, events, segments, speech_ready),
-            self._speak(events, segments) if speech_ready else _drain(segments),
+            self._write(query, history, events, segments, demand),
+            self._speak(events, segments, demand) if demand else _drain(segments),
         ]
-        tasks = [asyncio.create_task(_stage(stage, events)) for stage in stages]
+        # The stages' tasks copy this context: the responder finds its reply's demand there.
+        token = current_demand.set(demand)
+        try:
+            tasks = [asyncio.create_task(_stage(stage, events)) for stage in stages]
+        finally:
+            current_demand.reset(token)
         running = len(tasks)
         try:
             while running:
@@ -217,29 +233,34 @@ class ReplyPipeline:
         history: Sequence[Turn],
         events: asyncio.Queue,
         segments: asyncio.Queue,
-        speaking: bool,
+        demand: Demand | None,
     ) -> None:
         thinking = ThinkTagFilter()
         speech = SpeechText(language=self.speaker.language if self.speaker else "en")
-        splitter = SentenceSplitter(first_clause_chars=self.first_clause_chars)
+        splitter = SentenceSplitter(
+            first_clause_chars=self.first_clause_chars, segment_max_chars=settings.VOICE_SEGMENT_MAX_CHARS
+        )
 
         def written(sentences: list[Sentence]) -> None:
             for sentence in sentences:
                 events.put_nowait(SentenceWritten(sentence))
-                if speaking:
+                if demand is not None:
+                    demand.written(sentence.text)
                     segments.put_nowait(sentence)
 
         def take(pieces: list) -> None:
             for piece in pieces:
                 if isinstance(piece, Reasoning):
                     events.put_nowait(ReasoningDelta(piece.text))
+                elif isinstance(piece, Queued):
+                    events.put_nowait(ReplyQueued(piece.position, piece.expected_wait))
                 elif piece:
                     events.put_nowait(TextDelta(piece))
                     written(splitter.feed(speech.feed(piece)))
 
         try:
-            async for piece in self._timed(self.responder.respond(query, history)):
-                if isinstance(piece, Reasoning):
+            async for piece in self._timed(self.responder.respond(query, history), demand):
+                if isinstance(piece, Reasoning | Queued):
                     take([piece])
                 else:
                     take(thinking.feed(piece))
@@ -258,33 +279,49 @@ class ReplyPipeline:
         segments.put_nowait(None)
         events.put_nowait(TextDone())
 
-    async def _timed(self, pieces: AsyncIterator) -> AsyncIterator:
-        """The responder's pieces, failing when the first or the next one is too long in coming."""
+    async def _timed(self, pieces: AsyncIterator, demand: Demand | None) -> AsyncIterator:
+        """The responder's pieces, failing when the first or the next one is too long in coming.
+
+        A reply paced by its listener (``demand`` not yet due) is not late: the
+        model writes it when it is needed. A place in line is news, not a token.
+        """
         iterator = aiter(pieces)
         limit, which = self.timeouts.first_token, "first token"
+        coming: asyncio.Future | None = None
         try:
             while True:
+                coming = coming or asyncio.ensure_future(anext(iterator))
+                done, _pending = await asyncio.wait({coming}, timeout=limit)
+                if not done:
+                    if demand is not None and demand.text_due() > time.monotonic():
+                        continue
+                    raise ResponderTimeout(f"No {which} within {limit:g} s.")
                 try:
-                    async with asyncio.timeout(limit):
-                        piece = await anext(iterator)
+                    piece = coming.result()
                 except StopAsyncIteration:
                     return
-                except TimeoutError:
-                    raise ResponderTimeout(f"No {which} within {limit:g} s.") from None
+                finally:
+                    if coming.done():
+                        coming = None
                 yield piece
-                limit, which = self.timeouts.between_tokens, "token"
+                if not isinstance(piece, Queued):
+                    limit, which = self.timeouts.between_tokens, "token"
         finally:
+            if coming is not None:
+                coming.cancel()
+                await asyncio.gather(coming, return_exceptions=True)
             await iterator.aclose()
 
     # --- Speech -------------------------------------------------------------
-    async def _speak(self, events: asyncio.Queue, segments: asyncio.Queue) -> None:
+    async def _speak(self, events: asyncio.Queue, segments: asyncio.Queue, demand: Demand) -> None:
         speaker = self.speaker
         events.put_nowait(SpeechStarted(engine=speaker.engine.name, voice=speaker.voice))
         seq = 0
         position = 0.0  # seconds of audio handed over so far
-        clock = PlaybackClock()  # when the listener's audio runs out: the next segment's deadline
+        clock = demand.clock  # when the listener's audio runs out: the next segment's deadline
         failed = False
         while (segment := await segments.get()) is not None:
+            demand.spoken(segment.text)  # being said now: its audio will count, not its text
             if failed:
                 continue  # keep draining: the text still completes
             started = time.monotonic()

@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 from .audio import AudioChunk
 from .exceptions import STTError, TTSError, VoiceError
-from .scheduling import Job, JobQueue
+from .scheduling import Cores, Job, JobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +115,15 @@ class SlotPool:
         warm: list[tuple] | None = None,
         on_event: Callable[[str, float], None] | None = None,
         name: str = "voice-pool",
+        cores: Cores | None = None,
     ) -> None:
         """``warm``: tasks every slot loads (and runs once) before it takes jobs, e.g. ("synthesize", "piper", None).
 
         ``on_event(name, value)`` hears about "started" (queue wait), "timeout", "restart" and "crash".
+        ``cores``: a job starts only once it holds one of them (shared with the local model, by deadline).
         """
         self.queue = JobQueue(policy)
+        self.cores = cores
         self.warm = warm or []
         self.name = name
         self.on_event = on_event or (lambda name, value: None)
@@ -134,8 +137,25 @@ class SlotPool:
     def start(self) -> SlotPool:
         for slot in self.slots:
             slot.spawn()
+        if self.cores is not None:
+            self.cores.attach(self._next_due, self._core_released)
         self._dispatcher.start()
         return self
+
+    def _next_due(self) -> float | None:
+        """When the next job that could start now is due (None: none could): read by ``Cores``, unlocked."""
+        if not any(slot.ready and slot.job is None for slot in self.slots):
+            return None
+        return self.queue.earliest_due()
+
+    def _core_released(self) -> None:
+        with self.queue.changed:
+            self.queue.changed.notify_all()
+
+    def _release_core(self, job: Job) -> None:
+        if job.holds_core:
+            job.holds_core = False
+            self.cores.release()
 
     def close(self) -> None:
         with self.queue.changed:
@@ -143,6 +163,8 @@ class SlotPool:
             self.queue.changed.notify_all()
         for slot in self.slots:
             slot.stop()
+        if self.cores is not None:
+            self.cores.detach(self._next_due, self._core_released)
         atexit.unregister(self.close)
 
     def submit(self, job: Job) -> None:
@@ -168,7 +190,7 @@ class SlotPool:
             while not self._closed:
                 self._enforce_time_limits()
                 idle = next((slot for slot in self.slots if slot.ready and slot.job is None), None)
-                job = self.queue.pop() if idle is not None else None
+                job = self._take_job() if idle is not None else None
                 if job is None:
                     self.queue.changed.wait(0.05)
                     continue
@@ -181,6 +203,17 @@ class SlotPool:
                     # The slot died between jobs; its supervisor fails the job and replaces it.
                     logger.warning("%s slot %s is gone", self.name, idle.index)
 
+    def _take_job(self) -> Job | None:
+        """The next job, if it may start now (it holds a core, when the pool shares them)."""
+        if self.cores is None:
+            return self.queue.pop()
+        head = self.queue.peek()
+        if head is None or not self.cores.try_acquire(head.due):
+            return None
+        job = self.queue.pop()
+        job.holds_core = True
+        return job
+
     def _enforce_time_limits(self) -> None:
         now = time.monotonic()
         for slot in self.slots:
@@ -189,6 +222,7 @@ class SlotPool:
                 logger.warning("A %s job ran past %.1f s: replacing slot %s", job.task[0], job.time_limit, slot.index)
                 self.on_event("timeout", 1)
                 slot.job = None
+                self._release_core(job)
                 job.deliver(("error", failure(job.task, JobTimeout, f"No result within {job.time_limit:.1f} s.")))
                 slot.replace()
 
@@ -197,6 +231,7 @@ class SlotPool:
         with self.queue.changed:
             if slot.job is job:
                 slot.job = None
+            self._release_core(job)
             self.queue.changed.notify_all()
 
     def became_ready(self) -> None:

@@ -122,6 +122,12 @@ def reply_delta(message_id: int, text: str) -> dict:
     return {"type": "reply.delta", "message_id": message_id, "text": text}
 
 
+def queued(message_id: int, position: int, expected_wait: float | None) -> dict:
+    """The reply waits for the model: ``position`` in line (1: next), and the likely wait if known."""
+    wait_ms = None if expected_wait is None else round(expected_wait * 1000)
+    return {"type": "queued", "message_id": message_id, "position": position, "expected_wait_ms": wait_ms}
+
+
 def audio_start(message_id: int, chunk: AudioChunk) -> dict:
     return {
         "type": "audio.start",

@@ -50,6 +50,8 @@ class GroupPublisher:
         match event:
             case pipeline.TextDelta(text=text):
                 await self.try_send(protocol.reply_delta(message_id, text))
+            case pipeline.ReplyQueued(position=position, expected_wait=wait):
+                await self.try_send(protocol.queued(message_id, position, wait))
             case pipeline.SpeechChunk(chunk=chunk, segment=segment, seq=seq):
                 if seq == 0:
                     await self.try_send(protocol.audio_start(message_id, chunk))

@@ -230,6 +230,8 @@ VOICE_TTS_VOICE = os.environ.get("VOICE_TTS_VOICE", "")
 # 0: in VOICE_TTS_THREADS threads of the server process instead.
 VOICE_TTS_PROCESSES = env_int("VOICE_TTS_PROCESSES", os.cpu_count() or 1)
 VOICE_TTS_THREADS = env_int("VOICE_TTS_THREADS", os.cpu_count() or 1)
+# Synthesis jobs and the local model's steps take turns on these, by deadline (voice.scheduling.Cores).
+VOICE_CPU_CORES = env_int("VOICE_CPU_CORES", os.cpu_count() or 1)
 # Which segment is synthesized next: "deadline" (the one needed soonest) or "fifo".
 VOICE_TTS_SCHEDULING = os.environ.get("VOICE_TTS_SCHEDULING", "deadline")
 # Seconds before a listener's audio runs out that the next segment is due.
@@ -288,7 +290,10 @@ VOICE_LLM_CONNECT_TIMEOUT = env_float("VOICE_LLM_CONNECT_TIMEOUT", 5.0)
 VOICE_LLM_FIRST_TOKEN_TIMEOUT = env_float("VOICE_LLM_FIRST_TOKEN_TIMEOUT", 30.0)
 VOICE_LLM_TOKEN_TIMEOUT = env_float("VOICE_LLM_TOKEN_TIMEOUT", 10.0)
 # Local responder: models generating at once, threads each, context length.
-VOICE_LLM_INSTANCES = env_int("VOICE_LLM_INSTANCES", 1)
+# The local model decodes every reply of the process together (continuous batching).
+VOICE_LLM_SEQUENCES = env_int("VOICE_LLM_SEQUENCES", 16)
+VOICE_LLM_QUEUE_LIMIT = env_int("VOICE_LLM_QUEUE_LIMIT", 32)
+VOICE_LLM_WRITE_AHEAD = env_float("VOICE_LLM_WRITE_AHEAD", 4.0)
 VOICE_LLM_THREADS = env_int("VOICE_LLM_THREADS", 1)
 VOICE_LLM_CONTEXT = env_int("VOICE_LLM_CONTEXT", 2048)
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")
@@ -299,6 +304,10 @@ VOICE_PIPER_THREADS = env_int("VOICE_PIPER_THREADS", 1 if VOICE_TTS_PROCESSES el
 # A reply's first segment ends at its first clause break at least this many
 # characters in, so speech starts sooner (0: whole first sentence).
 VOICE_FIRST_CLAUSE_CHARS = env_int("VOICE_FIRST_CLAUSE_CHARS", 24)
+# Every later segment longer than this is cut at a clause break or before a word
+# group: ~250 ms of CPU for one Piper thread, so a new reply's first clause never
+# waits long behind another's segment (0: whole sentences).
+VOICE_SEGMENT_MAX_CHARS = env_int("VOICE_SEGMENT_MAX_CHARS", 40)
 VOICE_GTTS_TIMEOUT = env_float("VOICE_GTTS_TIMEOUT", 10.0)
 
 # --- Speech to text (voice/stt/) ---------------------------------------------

@@ -305,6 +305,9 @@ function onEvent(event) {
     case "reply.delta":
       list.appendDelta(event.message_id, event.text);
       break;
+    case "queued":
+      list.showQueued(event.message_id, event.position, event.expected_wait_ms);
+      break;
     case "audio.chunk":
       onAudio(decodeBase64Chunk(event));
       break;

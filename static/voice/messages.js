@@ -155,6 +155,8 @@ export class MessageList {
   }
 
   #setStatus(item, message) {
+    if (message.status === "streaming" && item.dataset.queued !== undefined) return; // still waiting in line
+    delete item.dataset.queued;
     let text = STATUS_TEXT[message.status] ?? message.status;
     if (message.heard_ms != null && (message.status === "cancelled" || message.status === "interrupted")) {
       text += ` after ${(message.heard_ms / 1000).toFixed(1)} s`;
@@ -226,9 +228,26 @@ export class MessageList {
     this.#render(item);
   }
 
+  /** The reply waits for the model: its place in line, and the likely wait when the server knows it. */
+  showQueued(messageId, position, expectedWaitMs) {
+    const item = this.item(messageId);
+    if (!item || item.dataset.status !== "streaming") return;
+    item.dataset.queued = String(position);
+    const ahead = position === 1 ? "you are next" : `${position - 1} ahead of you`;
+    const wait = expectedWaitMs == null ? "" : `, about ${Math.max(1, Math.round(expectedWaitMs / 1000))} s`;
+    item.querySelector(".message__status").textContent = `Waiting for the model: ${ahead}${wait}`;
+  }
+
+  #clearQueued(item) {
+    if (item.dataset.queued === undefined) return;
+    delete item.dataset.queued;
+    item.querySelector(".message__status").textContent = "";
+  }
+
   appendDelta(messageId, text) {
     const item = this.item(messageId);
     if (!item) return;
+    this.#clearQueued(item);
     this.sources.set(item, (this.sources.get(item) ?? "") + text);
     // Many deltas a frame: render once per frame.
     this.dirty.add(item);

@@ -12,8 +12,10 @@ from django.conf import settings
 from ..plugins import Plugins
 from .base import (
     BaseResponder,
+    Queued,
     Reasoning,
     ResponderBadResponse,
+    ResponderBusy,
     ResponderError,
     ResponderRateLimited,
     ResponderTimeout,
@@ -24,8 +26,10 @@ from .base import (
 __all__ = [
     "RESPONDERS",
     "BaseResponder",
+    "Queued",
     "Reasoning",
     "ResponderBadResponse",
+    "ResponderBusy",
     "ResponderError",
     "ResponderRateLimited",
     "ResponderTimeout",

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from ..exceptions import (  # noqa: F401 - the responders' errors, re-exported
     ResponderBadResponse,
+    ResponderBusy,
     ResponderError,
     ResponderRateLimited,
     ResponderTimeout,
@@ -38,6 +39,14 @@ class Reasoning:
     text: str
 
 
+@dataclass(frozen=True)
+class Queued:
+    """The reply waits for the model (every slot is busy): its place in line, and the likely wait in seconds."""
+
+    position: int
+    expected_wait: float | None = None
+
+
 class BaseResponder:
     """Subclasses set ``name`` and implement ``respond``."""
 
@@ -47,8 +56,8 @@ class BaseResponder:
     def prepare(self) -> None:
         """Load what answering needs (a model), so the first reply does not wait for it. Blocking."""
 
-    async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str | Reasoning]:
-        """Yield the reply in pieces as they are produced.
+    async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str | Reasoning | Queued]:
+        """Yield the reply in pieces as they are produced (and ``Queued`` while it waits for the model).
 
         ``history`` holds the conversation's earlier turns, oldest first,
         already cut to the history budget. Raise ``ResponderError`` on failure:

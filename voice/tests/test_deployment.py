@@ -210,3 +210,47 @@ def test_redis_outage_is_a_clear_error_and_recovery_needs_no_restart(tmp_path):
         for process in processes:
             process.stop()
         site.destroy()
+
+
+def test_two_workers_share_the_local_models_replies(tmp_path):
+    """Each worker batches the replies it takes on its own model; several users at once reach both."""
+    site = Site(
+        tmp_path,
+        database="postgres",
+        VOICE_RESPONDER="local",
+        VOICE_LLM_MAX_TOKENS="40",
+        # Two replies a worker at most: four at once must use both.
+        VOICE_WORKER_CONCURRENCY="2",
+        **scale_out_env("redis://127.0.0.1:6379/0"),
+    )
+    processes = []
+    try:
+        site.setup()
+        # Each loads the model besides the voice: on 2 busy cores that can take a while.
+        for process in (DaphneServer(site), WorkerProcess(site), WorkerProcess(site)):
+            processes.append(process)
+            process.start(timeout=90)
+        client = ChatClient(processes[0])
+        statuses: list[str] = []
+
+        def user(question: str) -> None:
+            with client.open(client.new_conversation()) as tab:
+                send_query(tab, question)
+                frames = read_reply(tab, timeout=60)
+                statuses.append(events(frames, "reply.done")[0]["status"])
+                assert "".join(e["text"] for e in events(frames, "reply.delta")).strip()
+                assert audio_frames(frames)
+
+        questions = ["Why is the sea salty?", "What do bees eat?", "How do birds fly?", "Why do we sleep?"]
+        threads = [threading.Thread(target=user, args=(question,)) for question in questions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert statuses == ["complete"] * 4
+        producers = site.fetch("SELECT DISTINCT produced_by FROM voice_message WHERE role = 'assistant'")
+        assert len(producers) == 2 and all(name.startswith("worker:") for (name,) in producers)
+    finally:
+        for process in processes:
+            process.stop()
+        site.destroy()

@@ -20,7 +20,7 @@ from .. import metrics
 from ..audio import AudioChunk
 from ..plugins import ProcessService
 from ..pool import SlotPool
-from ..scheduling import Job
+from ..scheduling import Job, process_cores
 from . import cache as segment_cache
 from .base import BaseEngine
 
@@ -43,6 +43,7 @@ class Synthesis:
             warm=[("synthesize", settings.VOICE_TTS_ENGINE, settings.VOICE_TTS_VOICE or None)],
             on_event=metrics.pool_event,
             name="voice-tts",
+            cores=process_cores(settings.VOICE_CPU_CORES),
         )
         self.cache = segment_cache.SegmentCache(
             max_bytes=settings.VOICE_TTS_CACHE_MB * 1024 * 1024,
@@ -113,4 +114,6 @@ class Synthesis:
 
 
 # The process's synthesis service, started on first use.
-synthesis = ProcessService(Synthesis, settings_prefixes=("VOICE_TTS", "VOICE_PIPER_THREADS", "CACHES"))
+synthesis = ProcessService(
+    Synthesis, settings_prefixes=("VOICE_TTS", "VOICE_PIPER_THREADS", "VOICE_CPU_CORES", "CACHES")
+)
