@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench` (full, a few minutes) or `python -m bench --quick` (seconds).
+"""Run the benchmarks: `python -m bench` (full, about 25 minutes) or `python -m bench --quick` (seconds).
 
 Starts a real Daphne (the project plus the baseline consumer) on a scratch
 site, measures over real WebSockets on loopback, prints tables and writes
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -18,25 +20,65 @@ from pathlib import Path
 from . import conversations, llm, measure, speech_text, stt, supervision
 from .piper_http import PiperHttpServer, timed_post
 from .report import Report
+from .talk import Talk
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def run(quick: bool = False, out: Path | None = None) -> dict:
+SECTIONS = ("wire", "llm", "conversations", "supervision", "stt", "speech_text", "engine")
+
+
+def run(
+    quick: bool = False, out: Path | None = None, only: set[str] | None = None, levels: tuple[int, ...] = ()
+) -> dict:
+    """Every section, or ``only`` those named (SECTIONS); ``levels``: conversation levels instead of the plan's."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceproject.settings")
     import django
 
     django.setup()
-    from voice.tests.servers import ChatClient, DaphneServer, Site
     from voice.tts import get_engine
+
+    def wanted(section: str) -> bool:
+        return only is None or section in only
 
     repeats = 1 if quick else 7
     lengths = [1, 3] if quick else [1, 3, 10]
-    levels = [1, 2] if quick else [1, 5, 10, 20, 50]
     results: dict = {"machine": measure.machine(), "quick": quick, "repeats": repeats}
 
     engine = get_engine("piper")
-    engine.prepare()
+    if wanted("wire") or wanted("engine"):
+        engine.prepare()
+    if wanted("wire"):
+        results.update(_wire(engine, repeats, lengths, [1, 2] if quick else [1, 5, 10, 20, 50]))
+    if wanted("llm"):
+        results["llm"] = _local_model(repeats, quick)
+    if wanted("speech_text"):
+        results["speech_text"] = speech_text.filter_overhead(10 if quick else 50)
+    if wanted("stt"):
+        results["stt"] = stt.measure(quick)
+        if "llm" in results:  # measured on the local model's server
+            results["stt"]["wire"] = results["llm"].pop("speak")
+    if wanted("conversations"):
+        results["conversations"] = _conversations(quick, levels)
+    if wanted("supervision"):
+        results["supervision"] = _supervision(repeats, quick)
+    if wanted("engine"):
+        # Engine speed, in this process.
+        results["rtf"] = {
+            name: measure.real_time_factor(engine, measure.reply_text(n), repeats)
+            for name, n in (("short (1 sentence)", 1), ("long (10 sentences)", 10))
+        }
+    report = Report(results)
+    print(report.text())
+    if out is not None:
+        report.write(out)
+    return results
+
+
+def _wire(engine, repeats: int, lengths: list[int], levels: list[int]) -> dict:
+    """Time to first audio against the baseline, all-at-once concurrency, wire cost, the speech API."""
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as scratch:
         # No segment cache here: these figures are about synthesis (the cache has its own below).
         site = Site(Path(scratch), database="sqlite", VOICE_TTS_DISPATCH="inline", VOICE_TTS_CACHE_MB="0").setup()
@@ -48,30 +90,13 @@ def run(quick: bool = False, out: Path | None = None) -> dict:
         piper_http = PiperHttpServer(site).start()
         try:
             client = ChatClient(server)
-            results.update(asyncio.run(_over_the_wire(client, server, engine, repeats, lengths, levels)))
+            results = asyncio.run(_over_the_wire(client, server, engine, repeats, lengths, levels))
             api_key = site.manage("create_api_key", "demo").strip().splitlines()[-1]
             results["http"] = _speech_api_vs_piper(server, piper_http, api_key, repeats, lengths)
         finally:
             server.stop()
             piper_http.stop()
             site.destroy()
-
-    results["llm"] = _local_model(repeats, quick)
-    results["speech_text"] = speech_text.filter_overhead(10 if quick else 50)
-    results["stt"] = stt.measure(quick)
-    results["stt"]["wire"] = results["llm"].pop("speak")
-    results["conversations"] = _conversations(quick)
-    results["supervision"] = _supervision(repeats, quick)
-
-    # Engine speed, in this process.
-    results["rtf"] = {
-        name: measure.real_time_factor(engine, measure.reply_text(n), repeats)
-        for name, n in (("short (1 sentence)", 1), ("long (10 sentences)", 10))
-    }
-    report = Report(results)
-    print(report.text())
-    if out is not None:
-        report.write(out)
     return results
 
 
@@ -126,35 +151,54 @@ async def _over_the_wire(client, server, engine, repeats, lengths, levels) -> di
     return {"ttfa": ttfa, "concurrency": concurrency, "wire": wire}
 
 
-def _conversations(quick: bool) -> dict:
-    """The conversation load test, first-in-first-out and deadline scheduling side by side."""
+def _conversations(quick: bool, levels: tuple[int, ...] = ()) -> dict:
+    """The load benchmark: both responders side by side, new text every time, the segment cache on."""
     from django.conf import settings
 
     from voice.tests.servers import ChatClient, DaphneServer, Site
 
-    levels = [2] if quick else [5, 10, 20, 30, 40]
-    seconds, think = (6.0, 1.0) if quick else (45.0, 3.0)
-    burst_users = 4 if quick else 20
-    results = {"levels": {"fifo": {}, "deadline": {}}, "seconds": seconds, "think": think}
+    plan = conversations.Plan.quick() if quick else conversations.Plan.full()
+    if levels:
+        plan = dataclasses.replace(plan, levels=levels)
+    talk = Talk()
+    token = secrets.token_hex(16)
+    responders = list(conversations.RESPONDERS)
+    results: dict = {
+        "plan": dataclasses.asdict(plan),
+        "nonce": talk.nonce,  # Talk(nonce) says this run's texts again
+        "cores": measure.machine()["cores"],
+        "responders": {responder: {} for responder in responders},
+    }
     with tempfile.TemporaryDirectory(prefix="voice-bench-load-") as scratch:
-        servers = {}
-        sites = []
+        servers, sites = {}, []
         try:
-            for policy in ("fifo", "deadline"):
-                site = Site(Path(scratch) / policy, database="sqlite", VOICE_TTS_SCHEDULING=policy).setup()
+            for responder in responders:
+                site = Site(
+                    Path(scratch) / responder,
+                    database="sqlite",
+                    VOICE_RESPONDER=responder,
+                    VOICE_METRICS_TOKEN=token,
+                    # The segment cache stays on at its default size (its hit rate is a result), but
+                    # in this process only, even where REDIS_URL is set: a hit can only come from this run.
+                    VOICE_TTS_CACHE_SHARED="0",
+                ).setup()
                 sites.append(site)
-                servers[policy] = DaphneServer(site).start()
-            clients = {policy: ChatClient(server) for policy, server in servers.items()}
-            for client in clients.values():  # warm both through the real path
-                asyncio.run(measure.ours(client, client.new_conversation(), conversations.question(0, 0)))
-            for users in levels:
-                for policy in ("fifo", "deadline"):  # alternate, so that drift hits both alike
-                    pids = [servers[policy].process.pid]
-                    level = asyncio.run(conversations.run_level(clients[policy], users, seconds, think, pids))
-                    results["levels"][policy][users] = level.summary(os.cpu_count() or 1)
-                    print(f"  {users} users, {policy}: {results['levels'][policy][users]}", file=sys.stderr)
-            times = asyncio.run(conversations.burst(clients["deadline"], burst_users))
-            ideal = conversations.ideal_burst(burst_users, processes=settings.VOICE_TTS_PROCESSES or 1)
+                servers[responder] = DaphneServer(site).start()
+            clients = {responder: ChatClient(server) for responder, server in servers.items()}
+            for responder, client in clients.items():  # warm each through the real path (model, voice, socket)
+                say = getattr(talk, conversations.RESPONDERS[responder][0])
+                asyncio.run(measure.ours(client, client.new_conversation(), say()))
+            for users in plan.levels:
+                for responder in responders:  # alternate, so that drift hits both alike
+                    summary = conversations.measure_level(
+                        servers[responder], clients[responder], token, users, plan, talk, responder
+                    )
+                    results["responders"][responder][users] = summary
+                    print(f"  {users} users, {responder}: {summary}", file=sys.stderr)
+            burst_users = 4 if quick else 20
+            texts = [talk.read_aloud() for _ in range(burst_users)]
+            times = asyncio.run(conversations.burst(clients["readaloud"], texts))
+            ideal = conversations.ideal_burst(texts, processes=settings.VOICE_TTS_PROCESSES or 1)
             results["burst"] = {
                 "users": burst_users,
                 "p95": measure.percentile(times, 95),
@@ -165,7 +209,11 @@ def _conversations(quick: bool) -> dict:
                 server.stop()
             for site in sites:
                 site.destroy()
-    results["capacity"] = {policy: conversations.capacity(results["levels"][policy]) for policy in ("fifo", "deadline")}
+    for by_users in results["responders"].values():
+        conversations.relative_to_alone(by_users)
+    results["capacity"] = {
+        responder: conversations.capacity(by_users) for responder, by_users in results["responders"].items()
+    }
     return results
 
 
@@ -242,11 +290,26 @@ def _speech_api_vs_piper(server, piper_http, api_key, repeats, lengths) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    parser.add_argument(
+        "--only",
+        type=lambda value: set(value.split(",")),
+        help=f"run only these sections, comma-separated ({', '.join(SECTIONS)}); "
+        "prints their tables, writes nothing unless --out says where",
+    )
+    parser.add_argument(
+        "--levels",
+        type=lambda value: tuple(int(n) for n in value.split(",")),
+        default=(),
+        help="conversations: these numbers of users instead of the plan's (e.g. 1,20)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the report here (default: docs/benchmarks.md)")
     args = parser.parse_args(argv)
-    out = args.out or (None if args.quick else DOCS / "benchmarks.md")
+    if args.only and not args.only <= set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(args.only - set(SECTIONS)))}")
+    # docs/benchmarks.md holds one whole run: never a quick or partial one.
+    out = args.out or (None if args.quick or args.only or args.levels else DOCS / "benchmarks.md")
     started = time.perf_counter()
-    run(quick=args.quick, out=out)
+    run(quick=args.quick, out=out, only=args.only, levels=args.levels)
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     return 0
 

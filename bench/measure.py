@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import requests
 from websockets.asyncio.client import connect
 
 from voice import audio, protocol
@@ -196,6 +197,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def server_counters(server: DaphneServer, token: str) -> dict[str, float]:
+    """The server's own Prometheus samples without labels (GET /metrics with VOICE_METRICS_TOKEN), by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
 def machine() -> dict:
     model = "unknown"
     try:
@@ -209,10 +224,13 @@ def machine() -> dict:
     return {"cores": os.cpu_count(), "cpu": model}
 
 
-async def concurrent(clients: list[tuple[ChatClient, int]], text: str) -> tuple[list[Exchange], float]:
+async def concurrent(clients: list[tuple[ChatClient, int]], text: str | list[str]) -> tuple[list[Exchange], float]:
+    """Every client asks at once: the same ``text``, or each its own."""
+    texts = [text] * len(clients) if isinstance(text, str) else text
     started = time.perf_counter()
     results = await asyncio.gather(
-        *(ours(client, conversation, text) for client, conversation in clients), return_exceptions=True
+        *(ours(client, conversation, t) for (client, conversation), t in zip(clients, texts, strict=True)),
+        return_exceptions=True,
     )
     wall = time.perf_counter() - started
     exchanges = []

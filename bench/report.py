@@ -14,7 +14,7 @@ TARGETS = {
     "p95_20": 1.0,  # p95 TTFA < 1 s with 20 clients
     "binary_overhead": 0.01,  # binary frames within 1% of raw audio bytes
     "llm_p50_1": 0.6,  # query -> first audio p50 <= 600 ms for one user, local model
-    "capacity_gain": 3.0,  # capacity with deadline scheduling >= 3 x first-in-first-out
+    "capacity": 15,  # users in conversation, read-aloud, new text (3 x the 5 of issue #12)
     "burst_vs_ideal": 1.25,  # burst p95 TTFA within 1.25 x the ideal schedule
     "hang_ratio": 1.3,  # TTFA while an engine hangs within 1.3 x calm (noise)
     "cached_ttfa": 0.03,  # a cached reply's first audio under 30 ms
@@ -26,6 +26,13 @@ TARGETS = {
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+def _cache_share(levels: dict[int, dict]) -> str:
+    """Segment cache hits over every level of one responder."""
+    hits = sum(s["cache_hits"] for s in levels.values())
+    segments = hits + sum(s["cache_misses"] for s in levels.values())
+    return f"{hits / segments:.1%} ({hits} of {segments})" if segments else "nothing (no segments)"
 
 
 class Report:
@@ -130,42 +137,48 @@ class Report:
         )
 
     def targets(self) -> list[tuple[str, bool, str]]:
-        ttfa, conc, wire = self.r["ttfa"], self.r["concurrency"], self.r["wire"]
-        worst = max(t["ours"] / t["floor"] for t in ttfa.values())
-        checks = [("TTFA <= 1.3 x floor, every reply length", worst <= TARGETS["ttfa_floor"], f"worst {worst:.2f}x")]
-        if 10 in ttfa:
-            speedup = ttfa[10]["baseline"] / ttfa[10]["ours"]
+        checks = []
+        if "ttfa" in self.r:
+            ttfa, conc, wire = self.r["ttfa"], self.r["concurrency"], self.r["wire"]
+            worst = max(t["ours"] / t["floor"] for t in ttfa.values())
             checks.append(
-                ("baseline / ours >= 5 for 10 sentences", speedup >= TARGETS["speedup_10"], f"{speedup:.1f}x")
+                ("TTFA <= 1.3 x floor, every reply length", worst <= TARGETS["ttfa_floor"], f"worst {worst:.2f}x")
             )
-        if 20 in conc:
-            p95 = conc[20]["p95"]
-            checks.append(("p95 TTFA < 1 s with 20 clients", p95 < TARGETS["p95_20"], f"{p95 * 1000:.0f} ms"))
-        if 50 in conc:
-            lost = conc[50]["lost"]
-            checks.append(("zero lost chunks at 50 clients", lost == 0, f"{lost} lost"))
-        overhead = wire["binary frames (ours)"] / wire["raw PCM16 (reference)"] - 1
-        checks.append(
-            ("binary frames within 1% of raw audio", overhead <= TARGETS["binary_overhead"], f"+{overhead:.2%}")
-        )
+            if 10 in ttfa:
+                speedup = ttfa[10]["baseline"] / ttfa[10]["ours"]
+                checks.append(
+                    ("baseline / ours >= 5 for 10 sentences", speedup >= TARGETS["speedup_10"], f"{speedup:.1f}x")
+                )
+            if 20 in conc:
+                p95 = conc[20]["p95"]
+                checks.append(("p95 TTFA < 1 s with 20 clients", p95 < TARGETS["p95_20"], f"{p95 * 1000:.0f} ms"))
+            if 50 in conc:
+                lost = conc[50]["lost"]
+                checks.append(("zero lost chunks at 50 clients", lost == 0, f"{lost} lost"))
+            overhead = wire["binary frames (ours)"] / wire["raw PCM16 (reference)"] - 1
+            checks.append(
+                ("binary frames within 1% of raw audio", overhead <= TARGETS["binary_overhead"], f"+{overhead:.2%}")
+            )
         if "conversations" in self.r:
-            cap = self.r["conversations"]["capacity"]
-            gain = cap["deadline"] / cap["fifo"] if cap["fifo"] else float("inf") if cap["deadline"] else 0.0
+            load = self.r["conversations"]
+            cap = load["capacity"]["readaloud"]
             checks.append(
                 (
-                    "capacity with deadline scheduling >= 3 x first-in-first-out",
-                    gain >= TARGETS["capacity_gain"],
-                    f"{cap['deadline']} vs {cap['fifo']} users",
+                    f"capacity >= {TARGETS['capacity']} users in conversation (read-aloud, new text; 5 in issue #12)",
+                    cap >= TARGETS["capacity"],
+                    f"{cap} users",
                 )
             )
+            hits = sum(s["cache_hits"] for s in load["responders"]["readaloud"].values())
+            segments = hits + sum(s["cache_misses"] for s in load["responders"]["readaloud"].values())
             checks.append(
                 (
-                    "capacity >= 15 users (3 x the 5 served before, issue #12)",
-                    cap["deadline"] >= 15,
-                    f"{cap['deadline']} users",
+                    "load on new text: no read-aloud segment answered by the cache",
+                    hits == 0 and segments > 0,
+                    f"{hits} hits of {segments} segments",
                 )
             )
-            burst = self.r["conversations"]["burst"]
+            burst = load["burst"]
             ratio = burst["p95"] / burst["ideal_p95"]
             checks.append(
                 (
@@ -226,12 +239,29 @@ class Report:
         )
 
     def analysis(self) -> str:
+        paragraphs = self._wire_analysis() if "ttfa" in self.r and "rtf" in self.r else []
+        if "conversations" in self.r:
+            paragraphs.append(self._capacity_analysis(self.r["conversations"]))
+        paragraphs.append(
+            "**Processes and threads.** Synthesis runs in `VOICE_TTS_PROCESSES` processes (default: one per "
+            "core), each with one ONNX Runtime thread (`VOICE_PIPER_THREADS=1`): two syntheses run side by side "
+            "instead of fighting over both cores, and a hung or crashed engine costs one process, replaced. An "
+            "earlier `py-spy record --native` profile under 20 clients found ONNX Runtime's `Session.run` in "
+            "nearly all CPU-busy samples; Channels, framing and the database were a few percent. The local "
+            "language model gets one thread (`VOICE_LLM_THREADS=1`) so that speech of the sentence before keeps "
+            "a core."
+        )
+        if "llm" in self.r:
+            paragraphs.append(self._llm_analysis(self.r["llm"]))
+        return "\n\n".join(paragraphs)
+
+    def _wire_analysis(self) -> list[str]:
         ttfa, conc = self.r["ttfa"], self.r["concurrency"]
         capacity = max(c["audio_per_wall"] for c in conc.values())
         knee = next((n for n, c in conc.items() if c["p95"] > 1.0), None)
         longest = max(ttfa)
         rtf = self.r["rtf"]["long (10 sentences)"][0]
-        paragraphs = [
+        return [
             f"**Why we beat the floor.** The floor is the engine synthesizing the whole first sentence. "
             f"The first segment we synthesize is the first *clause* (`VOICE_FIRST_CLAUSE_CHARS`), so speech "
             f"starts sooner than the whole sentence could; later segments are whole sentences. "
@@ -252,38 +282,25 @@ class Report:
             f"(docs/deploy.md) move this linearly. Nothing is lost under load: chunk counts and sequence numbers "
             f"match at every level.",
         ]
-        if "conversations" in self.r:
-            paragraphs.append(self._capacity_analysis(self.r["conversations"]))
-        paragraphs.append(
-            "**Processes and threads.** Synthesis runs in `VOICE_TTS_PROCESSES` processes (default: one per "
-            "core), each with one ONNX Runtime thread (`VOICE_PIPER_THREADS=1`): two syntheses run side by side "
-            "instead of fighting over both cores, and a hung or crashed engine costs one process, replaced. An "
-            "earlier `py-spy record --native` profile under 20 clients found ONNX Runtime's `Session.run` in "
-            "nearly all CPU-busy samples; Channels, framing and the database were a few percent. The local "
-            "language model gets one thread (`VOICE_LLM_THREADS=1`) so that speech of the sentence before keeps "
-            "a core."
-        )
-        if "llm" in self.r:
-            paragraphs.append(self._llm_analysis(self.r["llm"]))
-        return "\n\n".join(paragraphs)
 
     def _capacity_analysis(self, results: dict) -> str:
-        levels, cap = results["levels"], results["capacity"]
-        low, high = min(levels["fifo"]), max(levels["fifo"])
+        read, local = results["responders"]["readaloud"], results["responders"]["local"]
+        cap, high = results["capacity"], max(read)
         return (
-            f"**Capacity.** Held as conversations (each user listens to the reply, thinks "
-            f"{results['think']:.0f} s, asks again), one server serves {cap['deadline']} users with deadline "
-            f"scheduling and {cap['fifo']} with first-in-first-out, against 5 before this work (the outside "
-            f"measure in issue #12, where 10 users already saw 9% of replies stall). That gain comes from "
-            f"synthesis in processes with one thread each, the first clause cut short and segment-by-segment "
-            f"jobs; the deadline order itself adds no capacity in this run. Up to {cap['fifo']} users the queue "
-            f"rarely holds more than a job or two, so the order seldom matters (at {low} users it still cuts p95 "
-            f"from {_ms(levels['fifo'][low]['p95'])} to {_ms(levels['deadline'][low]['p95'])} ms). At {high} "
-            f"users both orders are past what two cores synthesize; deadline scheduling serves the next "
-            f"segment of replies already playing first, so new replies' first audio waits longer "
-            f"(p50 {_ms(levels['deadline'][high]['p50'])} ms against {_ms(levels['fifo'][high]['p50'])} ms "
-            f"first-in-first-out), and here first-in-first-out did not stall either. Capacity is bounded by the "
-            f"CPU, not by the order: at most about as many users as two cores can keep speaking."
+            f"**Capacity.** Held as conversations (each user listens to the whole reply, thinks "
+            f"{results['plan']['think']:.0f} s, asks again), one server keeps p95 first audio within 1 s with at "
+            f"most 1% of replies stalled for {cap['readaloud']} users when it reads new text back and "
+            f"{cap['local']} when the local model answers, against 5 before this work (the outside measure in "
+            f"issue #12, where 10 users already saw 9% of replies stall). Every question was new text, so the "
+            f"segment cache answered {_cache_share(read)} of the read-aloud segments: these are synthesis "
+            f"figures, not the cache's. With the model answering it answered {_cache_share(local)} (a model may "
+            f"repeat a sentence it said before, as in use). At {high} users p95 first audio is "
+            f"{read[high]['p95_vs_alone']:.1f}x what one user alone waits when reading back "
+            f"({_ms(read[high]['p95'])} ms) and {local[high]['p95_vs_alone']:.1f}x with the model "
+            f"({_ms(local[high]['p95'])} ms); the server used {read[high]['cpu']:.0%} and {local[high]['cpu']:.0%} "
+            f"of the {results['cores']} cores. The model's own share of the wait, query sent to first text, "
+            f"goes from {_ms(local[min(local)]['first_text_p50'])} ms alone to "
+            f"{_ms(local[high]['first_text_p50'])} ms at {high} users (p50)."
         )
 
     def _llm_analysis(self, results: dict) -> str:
@@ -312,6 +329,19 @@ class Report:
         sections = conversations.tables(self.r["conversations"]) if "conversations" in self.r else []
         return sections + (supervision.tables(self.r["supervision"]) if "supervision" in self.r else [])
 
+    def wire_sections(self) -> list[tuple[str, str]]:
+        sections = []
+        if "ttfa" in self.r:
+            sections += [
+                ("Time to first audio (query sent -> first audio byte), one client", self.ttfa_table()),
+                ("Concurrency (3-sentence replies, all clients at once)", self.concurrency_table()),
+                ("Wire cost", self.wire_table()),
+                ("Speech API (/v1/audio/speech, wav) vs Piper's HTTP server", self.http_table()),
+            ]
+        if "rtf" in self.r:
+            sections.append(("Engine speed", self.rtf_table()))
+        return sections
+
     def machine_line(self) -> str:
         m = self.r["machine"]
         mode = "quick (smoke)" if self.r["quick"] else f"medians of {self.r['repeats']} repeats"
@@ -319,93 +349,152 @@ class Report:
 
     # --- Output ---------------------------------------------------------------------
     def text(self) -> str:
-        return "\n\n".join(
-            [
-                f"Machine: {self.machine_line()}",
-                "Time to first audio (query sent -> first audio byte), one client:\n" + self.ttfa_table(),
-                "Concurrency (3-sentence replies, all clients at once):\n" + self.concurrency_table(),
-                "Wire cost:\n" + self.wire_table(),
-                "Speech API (/v1/audio/speech, wav) vs Piper's HTTP server:\n" + self.http_table(),
-                "Engine speed:\n" + self.rtf_table(),
-                *(f"{title}:\n{body}" for title, body in self.llm_sections()),
-                *(f"{title}:\n{body}" for title, body in self.capacity_sections()),
-                *(f"{title}:\n{body}" for title, body in self.stt_sections()),
-                *(f"{title}:\n{body}" for title, body in self.text_sections()),
-                "Targets:\n" + self.targets_table(),
-            ]
-        )
+        sections = [
+            *self.wire_sections(),
+            *self.llm_sections(),
+            *self.capacity_sections(),
+            *self.stt_sections(),
+            *self.text_sections(),
+            ("Targets", self.targets_table()),
+        ]
+        return "\n\n".join([f"Machine: {self.machine_line()}", *(f"{title}:\n{body}" for title, body in sections)])
 
-    def plot(self, folder: Path) -> list[str]:
+    def plot(self, folder: Path) -> dict[str, str]:
+        """The plots of the sections this run has, written to ``folder``: {section: file name}."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        names = []
-        ttfa = self.r["ttfa"]
-        lengths = list(ttfa)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        width = 0.27
-        for offset, key, label in (
-            (-width, "floor", "engine floor"),
-            (0, "ours", "ours (streaming)"),
-            (width, "baseline", "whole reply, base64"),
-        ):
-            ax.bar(
-                [i + offset for i in range(len(lengths))], [ttfa[n][key] * 1000 for n in lengths], width, label=label
-            )
-        ax.set_xticks(range(len(lengths)), [f"{n} sentence{'s' if n > 1 else ''}" for n in lengths])
-        ax.set_ylabel("time to first audio (ms)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "bench-ttfa.png", dpi=110)
-        names.append("bench-ttfa.png")
+        names = {}
+        if "ttfa" in self.r:
+            ttfa = self.r["ttfa"]
+            lengths = list(ttfa)
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            width = 0.27
+            for offset, key, label in (
+                (-width, "floor", "engine floor"),
+                (0, "ours", "ours (streaming)"),
+                (width, "baseline", "whole reply, base64"),
+            ):
+                ax.bar(
+                    [i + offset for i in range(len(lengths))],
+                    [ttfa[n][key] * 1000 for n in lengths],
+                    width,
+                    label=label,
+                )
+            ax.set_xticks(range(len(lengths)), [f"{n} sentence{'s' if n > 1 else ''}" for n in lengths])
+            ax.set_ylabel("time to first audio (ms)")
+            ax.legend()
+            names["ttfa"] = _save(fig, folder / "bench-ttfa.png")
 
-        conc = self.r["concurrency"]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        levels = list(conc)
-        ax.plot(levels, [conc[n]["p50"] * 1000 for n in levels], marker="o", label="p50 TTFA")
-        ax.plot(levels, [conc[n]["p95"] * 1000 for n in levels], marker="o", label="p95 TTFA")
-        ax.axhline(1000, color="grey", linestyle="--", linewidth=1, label="1 s")
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("ms")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / "bench-concurrency.png", dpi=110)
-        names.append("bench-concurrency.png")
+            conc = self.r["concurrency"]
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            levels = list(conc)
+            ax.plot(levels, [conc[n]["p50"] * 1000 for n in levels], marker="o", label="p50 TTFA")
+            ax.plot(levels, [conc[n]["p95"] * 1000 for n in levels], marker="o", label="p95 TTFA")
+            ax.axhline(1000, color="grey", linestyle="--", linewidth=1, label="1 s")
+            ax.set_xlabel("concurrent clients")
+            ax.set_ylabel("ms")
+            ax.legend()
+            names["concurrency"] = _save(fig, folder / "bench-concurrency.png")
+
+        if "conversations" in self.r:
+            responders = self.r["conversations"]["responders"]
+            fig, (first_audio, stalled) = plt.subplots(1, 2, figsize=(9, 3.5))
+            for responder, levels in responders.items():
+                users = list(levels)
+                line = first_audio.plot(
+                    users, [levels[n]["p95"] * 1000 for n in users], marker="o", label=f"{responder}, p95"
+                )[0]
+                first_audio.plot(
+                    users,
+                    [levels[n]["p50"] * 1000 for n in users],
+                    marker=".",
+                    linestyle=":",
+                    color=line.get_color(),
+                    label=f"{responder}, p50",
+                )
+                stalled.plot(users, [levels[n]["stalled_share"] * 100 for n in users], marker="o", label=responder)
+            first_audio.axhline(1000, color="grey", linestyle="--", linewidth=1, label="1 s")
+            first_audio.set_ylabel("query sent -> first audio (ms)")
+            stalled.axhline(conversations.STALL_LIMIT * 100, color="grey", linestyle="--", linewidth=1, label="1%")
+            stalled.set_ylabel("replies stalled (%)")
+            for ax in (first_audio, stalled):
+                ax.set_xlabel("users in conversation")
+                ax.set_xticks(list(next(iter(responders.values()))))
+                ax.legend(fontsize="small")
+            names["conversations"] = _save(fig, folder / "bench-conversations.png")
         plt.close("all")
         return names
 
     def write(self, path: Path) -> None:
+        """Markdown of the sections this run has (``make bench``: all of them), with their plots beside it."""
         images = self.plot(path.parent)
-        body = "\n\n".join(
-            [
-                "# Benchmarks",
-                "Written by `make bench` (`python -m bench`); every figure below comes from one run, "
-                "through a real Daphne and the chat consumer over real WebSockets on loopback. "
-                "The baseline (synthesize the whole reply, then send it once as base64 in JSON) is "
-                "`bench/baseline.py`, served by the same Daphne process with the same engine and pool.",
-                f"**Machine:** {self.machine_line()}",
-                "## Targets\n\n" + self.targets_table(),
+
+        def titled(sections: list[tuple[str, str]]) -> str:
+            return "\n\n".join(f"{title}:\n\n{body}" for title, body in sections)
+
+        parts = [
+            "# Benchmarks",
+            "Written by `make bench` (`python -m bench`); every figure below comes from one run, "
+            "through a real Daphne and the chat consumer over real WebSockets on loopback. "
+            "The baseline (synthesize the whole reply, then send it once as base64 in JSON) is "
+            "`bench/baseline.py`, served by the same Daphne process with the same engine and pool.",
+            f"**Machine:** {self.machine_line()}",
+            "## Targets\n\n" + self.targets_table(),
+        ]
+        if "ttfa" in self.r:
+            parts += [
                 "## Time to first audio\n\nQuery sent to first audio byte received, one client. "
                 "The floor is the engine alone synthesizing only the first sentence.\n\n"
                 + self.ttfa_table()
-                + f"\n\n![TTFA]({images[0]})",
+                + f"\n\n![TTFA]({images['ttfa']})",
                 "## Concurrency\n\nEvery client asks for a 3-sentence reply at the same moment; "
                 "inline dispatch, one Daphne process.\n\n"
                 + self.concurrency_table()
-                + f"\n\n![Concurrency]({images[1]})",
+                + f"\n\n![Concurrency]({images['concurrency']})",
                 "## Wire cost\n\n" + self.wire_table(),
-                "## Engine speed\n\n" + self.rtf_table(),
-                "## Speech API vs Piper's own HTTP server\n\n`POST /v1/audio/speech` (wav) against "
-                "`python -m piper.http_server`, same voice, same machine.\n\n" + self.http_table(),
-                "## Capacity: conversations, scheduling, supervision, the cache\n\n"
-                + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.capacity_sections()),
-                "## Speech-ready text\n\n" + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.text_sections()),
-                "## Voice input\n\n" + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.stt_sections()),
-                "## Real answers: the local language model\n\n"
-                + "\n\n".join(f"{title}:\n\n{body}" for title, body in self.llm_sections()),
-                "## Analysis\n\n" + self.analysis(),
             ]
-        )
-        path.write_text(body + "\n")
+        if "rtf" in self.r:
+            parts.append("## Engine speed\n\n" + self.rtf_table())
+        if "http" in self.r:
+            parts.append(
+                "## Speech API vs Piper's own HTTP server\n\n`POST /v1/audio/speech` (wav) against "
+                "`python -m piper.http_server`, same voice, same machine.\n\n" + self.http_table()
+            )
+        if "conversations" in self.r:
+            plan = self.r["conversations"]["plan"]
+            parts.append(
+                "## Capacity: conversations on new text\n\n"
+                f"Users (1 alone, then {', '.join(str(n) for n in plan['levels'][1:])}) each ask, listen until "
+                f"the reply's audio would have finished playing, think about {plan['think']:.0f} s and ask again; "
+                f"their first questions are spread over {plan['stagger']:.0f} s. Each responder has a Daphne of its "
+                "own with the segment cache on (default size), and the levels alternate between them. Every "
+                "question is new text (`bench/talk.py`: ordinary sentences of 40 to 90 characters, no comma, and no "
+                "segment, cut as the pipeline cuts, said twice), so the cache cannot answer for synthesis; its "
+                "hit rate, from the server's own `/metrics` before and after each level, is in the tables. First "
+                "audio: query sent to the first audio frame; p95 / alone: over the 1-user level's p95; stalled: a "
+                "chunk arrived after the audio before it had finished playing; errors: an error event or a reply "
+                "not complete; CPU: the server and its synthesis processes.\n\n"
+                + titled(conversations.tables(self.r["conversations"]))
+                + f"\n\n![Conversations]({images['conversations']})"
+            )
+        if "supervision" in self.r:
+            parts.append(
+                "## Supervision, the cache, the warm-up\n\n" + titled(supervision.tables(self.r["supervision"]))
+            )
+        if "speech_text" in self.r:
+            parts.append("## Speech-ready text\n\n" + titled(self.text_sections()))
+        if "stt" in self.r:
+            parts.append("## Voice input\n\n" + titled(self.stt_sections()))
+        if "llm" in self.r:
+            parts.append("## Real answers: the local language model\n\n" + titled(self.llm_sections()))
+        parts.append("## Analysis\n\n" + self.analysis())
+        path.write_text("\n\n".join(parts) + "\n")
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path.name

@@ -1,9 +1,35 @@
-"""The benchmark's smoke run: a few seconds, so `make bench` cannot rot."""
+"""The benchmark's smoke run: a few seconds, so `make bench` cannot rot; and the load benchmark's new text."""
+
+import re
 
 import pytest
 
-from bench.__main__ import run
+from bench.__main__ import main, run
 from bench.report import Report
+from bench.talk import Talk, segments
+
+
+def test_load_text_is_new_ordinary_and_never_repeated():
+    talk = Talk("a-fixed-nonce")
+    replies = [talk.read_aloud() for _ in range(300)]  # more than a full run asks
+    said = [segment for reply in replies for segment in segments(reply)]
+    assert len(said) == len(set(said))  # cut as the pipeline cuts: no segment the cache could answer
+    for reply in replies:
+        sentences = re.findall(r"[^.?]+[.?]", reply)  # Talk's sentences hold no stop inside them
+        assert len(sentences) == 3 and all(40 <= len(s.strip()) <= 90 for s in sentences)
+        assert "," not in sentences[0][:30]  # no early clause cuts the first segment short
+    questions = [talk.ask() for _ in range(300)]
+    assert len(set(questions)) == len(questions) and all(q.endswith("?") and q.count("?") == 1 for q in questions)
+    # The same nonce says the same again; another run says other things.
+    assert Talk("a-fixed-nonce").read_aloud() == replies[0]
+    assert Talk("another-nonce").read_aloud() not in replies
+
+
+def test_only_a_section_never_writes_the_docs(monkeypatch):
+    called = {}
+    monkeypatch.setattr("bench.__main__.run", lambda **kwargs: called.update(kwargs) or {})
+    assert main(["--only", "conversations", "--levels", "1,20"]) == 0
+    assert called == {"quick": False, "out": None, "only": {"conversations"}, "levels": (1, 20)}
 
 
 @pytest.mark.deployment
@@ -32,10 +58,19 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert llm["wire"][1]["errors"] == 0 and 0 < llm["wire"][1]["p50"] <= llm["wire"][1]["p95"]
     assert 0 < llm["interruption"]["old_stopped"] and 0 < llm["interruption"]["new_audio"]
     load = results["conversations"]
-    for policy in ("fifo", "deadline"):
-        (level,) = load["levels"][policy].values()
-        assert level["replies"] >= 2 and level["errors"] == 0 and level["audio_per_wall"] > 0
-        assert 0 <= level["stalled_share"] <= 1 and 0 < level["cpu"] <= 1.5
+    for responder, levels in load["responders"].items():
+        assert list(levels) == [1, 2], responder
+        for users, level in levels.items():
+            assert level["replies"] >= users and level["errors"] == 0, (responder, users, level)
+            assert 0 < level["p50"] <= level["p95"] and level["audio_per_wall"] > 0
+            assert 0 <= level["stalled_share"] <= 1 and 0 < level["cpu"] <= 1.5
+            # The server's own counters were read: every reply's segments went through the cache.
+            assert level["cache_misses"] > 0
+            # Text comes before its audio.
+            assert 0 < level["first_text_p50"] < level["p50"]
+        assert levels[1]["p95_vs_alone"] == 1 and levels[2]["p95_vs_alone"] > 0
+    # New text every time: the segment cache, on, answered none of the read-aloud load.
+    assert all(level["cache_hits"] == 0 for level in load["responders"]["readaloud"].values())
     assert 0 < load["burst"]["ideal_p95"] and 0 < load["burst"]["p95"]
     heard = results["stt"]
     assert heard["wer"] < 0.3 and heard["release_to_final"] and heard["wire"]["runs"] >= 1
@@ -46,5 +81,6 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert watched["start"]["first"] > 0
     report = (tmp_path / "benchmarks.md").read_text()
     assert "## Targets" in report and (tmp_path / "bench-ttfa.png").stat().st_size > 1000
+    assert (tmp_path / "bench-conversations.png").stat().st_size > 1000
     assert "## Capacity" in report and "Real answers" in report
     assert len(Report(results).targets()) >= 2
