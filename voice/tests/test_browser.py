@@ -635,6 +635,39 @@ def test_a_reply_cut_by_a_dropped_connection_catches_up_without_a_reload(browser
         site.destroy()
 
 
+def test_a_reply_waiting_for_the_model_shows_its_place(browser, tmp_path):
+    site = Site(
+        tmp_path / "busy",
+        VOICE_RESPONDER="local",
+        VOICE_LLM_SEQUENCES="1",
+        VOICE_LLM_MAX_TOKENS="80",
+        # Once heard, a reply seems to have audio for ever: it keeps the one sequence until stopped.
+        VOICE_LLM_WRITE_AHEAD="-3600",
+    ).setup()
+    busy = DaphneServer(site).start()
+    context = new_context(browser)
+    try:
+        first, second = context.new_page(), context.new_page()
+        log_in(first, busy)
+        send(first, "Tell me a long story about a lighthouse keeper.")
+        first.wait_for_function("window.voicePlayer.playingMessageId !== null")  # it holds the sequence
+        second.goto(f"{busy.url}/c/new/")  # the same user, another conversation
+        second.wait_for_function("window.voicePlayer !== undefined")
+        index = send(second, "Tell me about the sky.")
+        waiting = second.locator(".message--assistant[data-message-id]").nth(index)
+        waiting.locator(".message__status", has_text="Waiting for the model: you are next").wait_for()
+        first.get_by_role("button", name="Stop speech").click()
+        # The sequence is free: the waiting reply is written, and no longer shows its place.
+        second.wait_for_function(
+            "(item) => item.querySelector('.message__text').textContent.trim() !== ''", arg=waiting.element_handle()
+        )
+        assert "Waiting" not in waiting.locator(".message__status").text_content()
+    finally:
+        context.close()
+        busy.stop()
+        site.destroy()
+
+
 # --- Keyboard only ------------------------------------------------------------------------------------
 FOCUS_RING = """() => { const focused = document.activeElement;
   // The message box draws its ring around the whole composer.

@@ -219,9 +219,14 @@ def test_two_workers_share_the_local_models_replies(tmp_path):
         database="postgres",
         VOICE_RESPONDER="local",
         VOICE_LLM_MAX_TOKENS="40",
-        # Two replies a worker at most: four at once must use both.
+        # Two replies a worker at most: four at once must use both. A fourth reply may wait for a
+        # worker until one of its replies ends: not "abandoned" after the 3 s of scale_out_env.
         VOICE_WORKER_CONCURRENCY="2",
-        **scale_out_env("redis://127.0.0.1:6379/0"),
+        **{
+            **scale_out_env("redis://127.0.0.1:6379/0"),
+            "VOICE_REPLY_STALE_AFTER": "30",
+            "VOICE_TTS_WORKER_TIMEOUT": "30",
+        },
     )
     processes = []
     try:
