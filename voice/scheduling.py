@@ -63,11 +63,10 @@ class JobQueue:
 
     def pop(self) -> Job | None:
         """The next job to run, or None; call with ``changed`` held."""
-        while self._heap:
-            _key, _order, job = heapq.heappop(self._heap)
-            if not job.cancelled:
-                return job
-        return None
+        job = self.peek()
+        if job is not None:
+            heapq.heappop(self._heap)
+        return job
 
     def peek(self) -> Job | None:
         """The job ``pop`` would return, left in the queue; call with ``changed`` held."""
@@ -196,7 +195,7 @@ class Demand:
         self.unspoken_chars += len(text)
 
     def spoken(self, text: str) -> None:
-        """A sentence's audio has been sent (``clock`` has counted it)."""
+        """A sentence is being said: from now on ``clock`` counts its audio, not its text."""
         self.unspoken_chars = max(0, self.unspoken_chars - len(text))
 
     def text_due(self) -> float:

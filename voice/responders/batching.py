@@ -107,9 +107,7 @@ class BatchEngine:
         self.cores = cores  # a step runs once it holds one (shared with synthesis, by deadline)
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
         self.waiting: list[Generation] = []
-        self.steps = 0  # decode calls so far (tests and metrics)
-        self.reused_tokens = 0
-        self.decoded_tokens = 0
+        self.steps = 0  # decode calls so far
         self._lifetime = None  # smoothed seconds a reply holds its slot, for the expected wait
         self._changed = threading.Condition()
         self._closed = False
@@ -278,11 +276,11 @@ class BatchEngine:
                 self.waiting.pop(0)
                 generation.on_end(exc)
                 continue
-            slot = self._slot_for(prompt)
-            if slot is None:
+            found = self._slot_for(prompt)
+            if found is None:
                 break
             self.waiting.pop(0)
-            self._assign(generation, slot, prompt)
+            self._assign(generation, *found, prompt)
         for position, generation in enumerate(self.waiting, start=1):
             if generation.position != position:
                 generation.position = position
@@ -302,21 +300,22 @@ class BatchEngine:
         generation.prompt = tokens
         return tokens
 
-    def _slot_for(self, prompt: list[int]) -> Slot | None:
-        """The idle slot that holds this conversation, else an empty one, else the least recently used."""
-        idle = [slot for slot in self.slots if slot.generation is None]
-        if not idle:
+    def _slot_for(self, prompt: list[int]) -> tuple[Slot, int] | None:
+        """The idle slot that holds this conversation, else an empty one, else the least recently used;
+        with how many of the prompt's tokens it holds already."""
+        shared = {slot: common_prefix(slot.tokens, prompt) for slot in self.slots if slot.generation is None}
+        if not shared:
             return None
-        best = max(idle, key=lambda slot: common_prefix(slot.tokens, prompt))
-        if best.tokens and common_prefix(best.tokens, prompt) >= SAME_CONVERSATION_SHARE * len(best.tokens):
-            return best
-        empty = [slot for slot in idle if not slot.tokens]
-        if empty:
-            return empty[0]
-        return min(idle, key=lambda slot: slot.last_used)
+        best = max(shared, key=shared.get)
+        if best.tokens and shared[best] >= SAME_CONVERSATION_SHARE * len(best.tokens):
+            return best, shared[best]
+        empty = next((slot for slot in shared if not slot.tokens), None)
+        if empty is not None:
+            return empty, 0
+        oldest = min(shared, key=lambda slot: slot.last_used)
+        return oldest, shared[oldest]
 
-    def _assign(self, generation: Generation, slot: Slot, prompt: list[int]) -> None:
-        keep = common_prefix(slot.tokens, prompt)
+    def _assign(self, generation: Generation, slot: Slot, keep: int, prompt: list[int]) -> None:
         keep = min(keep, len(prompt) - 1)  # decode at least one token: its logits start the reply
         if not self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1):
             self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
@@ -329,7 +328,6 @@ class BatchEngine:
         generation.reused = keep
         generation.position = 0
         generation.admitted_at = time.monotonic()
-        self.reused_tokens += keep
         self._samplers[slot.seq_id] = self._sampler(generation)
 
     def _sampler(self, generation: Generation):
@@ -418,7 +416,6 @@ class BatchEngine:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
         self.steps += 1
-        self.decoded_tokens += batch.n_tokens
         vocab = self._model
         finished: list[Generation] = []
         for generation, tokens, index in fed:
