@@ -153,14 +153,10 @@ LIKINGS = [
 
 def segments(text: str) -> list[str]:
     """What the reply pipeline synthesizes for ``text``, segment by segment (as ``voice.pipeline`` cuts it)."""
-    from django.conf import settings
-
     from voice.filters.speech import SpeechText
-    from voice.sentences import SentenceSplitter
+    from voice.pipeline import sentence_splitter
 
-    splitter = SentenceSplitter(
-        first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS, segment_max_chars=settings.VOICE_SEGMENT_MAX_CHARS
-    )
+    splitter = sentence_splitter()
     speech = SpeechText()
     found = splitter.feed(speech.feed(text)) + splitter.feed(speech.flush()) + splitter.flush()
     return [sentence.text for sentence in found]

@@ -153,6 +153,14 @@ class Speaker:
         return synthesis().stream(self.engine, self.voice, check_speed(self.speed), text, due)
 
 
+def sentence_splitter(first_clause_chars: int | None = None) -> SentenceSplitter:
+    """How a reply is cut into the segments it is said in (VOICE_FIRST_CLAUSE_CHARS, VOICE_SEGMENT_MAX_CHARS)."""
+    return SentenceSplitter(
+        first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS if first_clause_chars is None else first_clause_chars,
+        segment_max_chars=settings.VOICE_SEGMENT_MAX_CHARS,
+    )
+
+
 class GivenText(BaseResponder):
     """A "responder" that already has its text: for saying what a client sent (the speech API)."""
 
@@ -237,9 +245,7 @@ class ReplyPipeline:
     ) -> None:
         thinking = ThinkTagFilter()
         speech = SpeechText(language=self.speaker.language if self.speaker else "en")
-        splitter = SentenceSplitter(
-            first_clause_chars=self.first_clause_chars, segment_max_chars=settings.VOICE_SEGMENT_MAX_CHARS
-        )
+        splitter = sentence_splitter(self.first_clause_chars)
 
         def written(sentences: list[Sentence]) -> None:
             for sentence in sentences:
