@@ -3,7 +3,9 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
@@ -275,3 +277,15 @@ class SpeechRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api} {self.voice} {self.characters} chars"
+
+
+@receiver(post_delete, sender=Message)
+def delete_audio_file(sender, instance: Message, **kwargs) -> None:
+    """A deleted message takes its audio (the reply's speech, the user's recording) out of storage.
+
+    After the commit: a deletion that is rolled back must not lose the files.
+    Deleting a conversation or a user cascades here, message by message.
+    """
+    if instance.audio:
+        storage, name = instance.audio.storage, instance.audio.name
+        transaction.on_commit(lambda: storage.delete(name))

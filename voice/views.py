@@ -203,12 +203,14 @@ def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_GET
 def message_audio(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """A reply's stored audio, for its owner and for staff; 404 for anyone else.
+    """A message's stored audio (a reply's speech, a spoken query's recording).
 
-    Byte ranges are served, so that players can seek.
+    For the conversation's owner and for users allowed to view messages (the
+    admin's ``voice.view_message``; being staff is not enough); 404 for anyone
+    else. Byte ranges are served, so that players can seek.
     """
     messages = Message.objects.select_related("conversation")
-    if not request.user.is_staff:
+    if not request.user.has_perm("voice.view_message"):
         messages = messages.filter(conversation__owner=request.user)
     message = get_object_or_404(messages, pk=pk)
     if not message.audio:

@@ -3,7 +3,10 @@ import io
 import wave
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
 
 from voice import audio
 from voice.models import Conversation, Message
@@ -68,8 +71,11 @@ def test_audio_is_served_to_its_owner_as_a_valid_wav(client, user, spoken_reply)
         assert wav.getnframes() / wav.getframerate() == pytest.approx(0.25)
 
 
-def test_audio_is_served_to_staff(client, staff_user, spoken_reply):
+def test_audio_is_served_to_users_allowed_to_view_messages_not_to_all_staff(client, staff_user, spoken_reply):
     client.force_login(staff_user)
+    assert client.get(spoken_reply.audio_url).status_code == 404  # staff, but no permission for messages
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_message", content_type__app_label="voice"))
+    client.force_login(User.objects.get(pk=staff_user.pk))  # permissions are cached per user object
     assert client.get(spoken_reply.audio_url).status_code == 200
 
 
@@ -192,6 +198,26 @@ def test_deleting_a_conversation_takes_its_messages(client, user, conversation, 
     assert response.status_code == 302 and response["Location"] == "/"
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
     assert not Message.objects.filter(pk=spoken_reply.pk).exists()
+
+
+def test_deleting_a_conversation_deletes_its_audio_and_recordings(
+    client, user, conversation, spoken_reply, django_capture_on_commit_callbacks
+):
+    recording = Message.objects.create(conversation=conversation, role="user", text="Hi.", audio_format="wav")
+    recording.audio.save("query.wav", ContentFile(b"RIFF recording"))
+    names = [spoken_reply.audio.name, recording.audio.name]
+    assert all(default_storage.exists(name) for name in names)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/c/{conversation.pk}/delete/")
+    assert not any(default_storage.exists(name) for name in names)
+
+
+def test_audio_files_stay_when_the_deletion_is_rolled_back(conversation, spoken_reply):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        conversation.delete()
+        raise RuntimeError("the request failed after the delete")
+    assert default_storage.exists(spoken_reply.audio.name)
 
 
 def test_others_cannot_rename_delete_or_read_a_conversation(client, other_user, conversation):
