@@ -130,11 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         interrupted_id = protocol.optional_id(event)
         heard_ms = protocol.optional_heard_ms(event)
         client_id = protocol.optional_client_id(event)
-        limit = settings.VOICE_CHAT_RATE_LIMIT
-        if not await ratelimit.aallow(f"chat:{self.scope['user'].pk}", limit):
-            raise protocol.ProtocolError(
-                "rate_limited", f"That is more than {limit} messages in a minute. Wait a moment, then send it again."
-            )
+        await self.within_rate_limit("rate_limited", settings.VOICE_CHAT_RATE_LIMIT, "messages")
         query, reply_message = await accept_query(self.conversation, text, client_id, recording)
         publisher = GroupPublisher(self.channel_layer, self.conversation.group_name, origin=self.channel_name)
         if reply_message is None:
@@ -164,6 +160,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         task = asyncio.create_task(dispatch.produce(reply, self.channel_name, self.pending))
         producers(self.channel_layer).hold(task)
 
+    async def within_rate_limit(self, code: str, limit: int, what: str) -> None:
+        """Count one more ``what`` for this user (all tabs together); ProtocolError ``code`` past ``limit`` a minute."""
+        if not await ratelimit.aallow(f"{code}:{self.scope['user'].pk}", limit):
+            raise protocol.ProtocolError(
+                code, f"That is more than {limit} {what} in a minute. Wait a moment, then try again."
+            )
+
     async def interrupt(
         self, message_id: int | None, heard_ms: int | None, status: str, before: int | None = None
     ) -> None:
@@ -187,8 +190,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_speech_start(self, event: dict) -> None:
         protocol.check_speech_format(event)
         self.end_listening()
-        self.listening = Listening(self.send_event)
         self.stray_audio_reported = self.utterance_failed = False
+        try:
+            # Counted before any audio is heard: an utterance without words costs a transcription too.
+            await self.within_rate_limit("speech_rate_limited", settings.VOICE_SPEECH_RATE_LIMIT, "utterances")
+        except protocol.ProtocolError:
+            self.stray_audio_reported = self.utterance_failed = True  # its audio and speech.end: dropped quietly
+            raise
+        self.listening = Listening(self.send_event)
         # The person starts talking: whatever the assistant says stops now, as for a typed query.
         await self.interrupt(protocol.optional_id(event), protocol.optional_heard_ms(event), Message.Status.INTERRUPTED)
 

@@ -94,6 +94,13 @@ class TranscriberUnavailable(STTError):
     public_message = "Voice input is not available right now; please type instead."
 
 
+class TranscriberBusy(STTError):
+    """Too many utterances already wait for transcription (VOICE_STT_QUEUE_LIMIT)."""
+
+    code = "stt_busy"
+    public_message = "Voice input is busy right now; try again in a moment, or type."
+
+
 class NoSpeech(STTError):
     code = "no_speech"
     public_message = "I didn't catch that."

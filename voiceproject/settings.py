@@ -256,6 +256,9 @@ VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
 # Chat queries a user may send per minute, all tabs together (0: no limit).
 VOICE_CHAT_RATE_LIMIT = env_int("VOICE_CHAT_RATE_LIMIT", 20)
+# Utterances a user may start per minute, all tabs together, counted at
+# speech.start whether or not they hold words: each costs a transcription (0: no limit).
+VOICE_SPEECH_RATE_LIMIT = env_int("VOICE_SPEECH_RATE_LIMIT", 20)
 # A reply in production saves its progress and refreshes its heartbeat this
 # often (seconds); one whose heartbeat is older than VOICE_REPLY_STALE_AFTER is
 # finalized as interrupted. Every process looks for such replies this often.
@@ -331,6 +334,9 @@ VOICE_STT_MAX_SECONDS = env_float("VOICE_STT_MAX_SECONDS", 60.0)
 VOICE_STT_PROCESSES = env_int("VOICE_STT_PROCESSES", 1)
 # Seconds a transcription may take, plus one per second of audio.
 VOICE_STT_JOB_TIMEOUT = env_float("VOICE_STT_JOB_TIMEOUT", 15.0)
+# Transcriptions that may wait for a process, all users together; past it an
+# utterance is refused at once (stt_busy) instead of queueing behind a flood.
+VOICE_STT_QUEUE_LIMIT = env_int("VOICE_STT_QUEUE_LIMIT", 8)
 # Seconds of new audio between live partial transcripts while someone speaks
 # (each costs about a second of CPU); 0: only the final transcript.
 VOICE_STT_PARTIAL_SECONDS = env_float("VOICE_STT_PARTIAL_SECONDS", 2.0)

@@ -475,8 +475,10 @@ const VOICE_ERRORS = new Set([
   "stt_failed",
   "stt_unavailable",
   "stt_timeout",
+  "stt_busy",
+  "speech_rate_limited",
 ]);
-const RECORDING_ERRORS = new Set(["speech_not_started", "bad_audio_format", "utterance_too_long"]);
+const RECORDING_ERRORS = new Set(["speech_not_started", "bad_audio_format", "utterance_too_long", "speech_rate_limited"]);
 
 // Inspectable by tests.
 window.voiceMic = { state: "idle", level: 0, bytesSent: 0, transcripts: [] };

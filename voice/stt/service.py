@@ -15,6 +15,7 @@ import time
 
 from django.conf import settings
 
+from ..exceptions import TranscriberBusy
 from ..plugins import ProcessService
 from ..pool import SlotPool
 from ..scheduling import DEADLINE, Job
@@ -47,7 +48,13 @@ class Transcription:
         self.pool.close()
 
     async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript:
-        """What was said in ``pcm`` (mono PCM16 at 16 kHz); STTError if it could not be heard."""
+        """What was said in ``pcm`` (mono PCM16 at 16 kHz); STTError if it could not be heard.
+
+        TranscriberBusy at once when VOICE_STT_QUEUE_LIMIT transcriptions wait
+        already: a flood from a few sockets must not stall voice input for all.
+        """
+        if len(self.pool.queue) >= settings.VOICE_STT_QUEUE_LIMIT:
+            raise TranscriberBusy(f"{len(self.pool.queue)} transcriptions are waiting.")
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future = loop.create_future()
 

@@ -1,19 +1,24 @@
 """Bad input, floods and failures through the full ASGI stack: a clear answer, nothing lost, nothing leaked."""
 
+import asyncio
 import json
 import logging
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 
+from voice.exceptions import TranscriberBusy
 from voice.models import ApiKey, Message
+from voice.stt.service import transcription
 from voiceproject.asgi import application
 
-from .conftest import connect, events, receive_frame, session_headers, until_done
+from .conftest import connect, events, eventually, receive_frame, session_headers, until_done
+from .transcribers import GatedTranscriber, SecondsTranscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,6 +86,53 @@ async def test_a_flood_of_queries_is_rate_limited_per_user(conversation, user, t
     await second.disconnect()
     assert not await Message.objects.filter(text="One too many.").aexists()
     assert await Message.objects.filter(role="user").acount() == 3
+
+
+SECONDS = "voice.tests.transcribers.SecondsTranscriber"
+SILENCE = bytes(16000)  # half a second
+
+
+async def test_a_flood_of_utterances_is_refused_before_it_costs_transcriptions(conversation, user, settings):
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = SECONDS, 0
+    settings.VOICE_SPEECH_RATE_LIMIT = 3
+    SecondsTranscriber.calls = 0
+    first, second = await connect(conversation, user), await connect(conversation, user)
+    for n in range(5):
+        tab = first if n % 2 else second
+        await tab.send_json_to({"type": "speech.start", "format": "pcm_s16le", "sample_rate": 16000})
+        await tab.send_to(bytes_data=SILENCE)
+        await tab.send_json_to({"type": "speech.end"})
+        (kind, error) = await receive_frame(tab)
+        # Utterances without words count too: the fourth in a minute, from either tab, is refused.
+        assert (kind, error["code"]) == ("event", "no_speech" if n < 3 else "speech_rate_limited")
+    assert "3 utterances" in error["message"]
+    # Its audio and speech.end are dropped quietly; no transcription was spent on refused ones.
+    assert await first.receive_nothing(0.2) and await second.receive_nothing(0.2)
+    assert SecondsTranscriber.calls == 3
+    await first.disconnect()
+    await second.disconnect()
+    assert not await Message.objects.aexists()
+
+
+async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings):
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+    settings.VOICE_STT_QUEUE_LIMIT = 2
+    GatedTranscriber.gate.clear()
+    GatedTranscriber.started.clear()
+    service = transcription()
+    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
+    try:
+        running = asyncio.create_task(service.transcribe(loud))
+        await eventually(GatedTranscriber.started.is_set)
+        waiting = [asyncio.create_task(service.transcribe(loud)) for _ in range(2)]
+        await eventually(lambda: len(service.pool.queue) == 2)
+        with pytest.raises(TranscriberBusy) as refused:
+            await service.transcribe(loud)
+        assert refused.value.code == "stt_busy" and "busy" in refused.value.public_message
+    finally:
+        GatedTranscriber.gate.set()
+    # What was queued is still heard.
+    assert [t.text for t in await asyncio.gather(running, *waiting)] == ["0.5 seconds"] * 3
 
 
 # --- Errors never leak ------------------------------------------------------------------
