@@ -99,6 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.joined:
             return
         try:
+            protocol.check_frame_size(text_data if bytes_data is None else bytes_data, settings.VOICE_WS_MAX_FRAME)
             if bytes_data is not None:
                 await self.on_audio(bytes_data)
                 return

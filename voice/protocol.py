@@ -47,6 +47,16 @@ class ProtocolError(ValueError):
 
 
 # --- Client → server ---------------------------------------------------------
+def check_frame_size(frame: str | bytes, limit: int) -> None:
+    """ProtocolError for a frame over ``limit`` characters (text) or bytes (audio), before it is parsed.
+
+    A query of VOICE_MAX_QUERY_CHARS and 100 ms of audio fit many times over;
+    Daphne closes the socket past a hard cap of its own (see settings).
+    """
+    if len(frame) > limit:
+        raise ProtocolError("frame_too_large", f"That frame is too large: at most {limit} characters or bytes.")
+
+
 def parse_client_event(text: str) -> dict:
     """A client's text frame as a dict with a ``type``, or ProtocolError."""
     try:

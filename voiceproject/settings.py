@@ -254,6 +254,11 @@ VOICE_TTS_WORKER_TIMEOUT = env_float("VOICE_TTS_WORKER_TIMEOUT", 10.0)
 # Replies one worker process produces at once.
 VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
+# Largest chat socket frame handled (characters of text, bytes of audio):
+# larger ones are refused (frame_too_large) before they are parsed. Daphne's
+# runserver closes the socket (1009) past four times this, before buffering more.
+VOICE_WS_MAX_FRAME = env_int("VOICE_WS_MAX_FRAME", 64 * 1024)
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 4 * VOICE_WS_MAX_FRAME
 # Chat queries a user may send per minute, all tabs together (0: no limit).
 VOICE_CHAT_RATE_LIMIT = env_int("VOICE_CHAT_RATE_LIMIT", 20)
 # Utterances a user may start per minute, all tabs together, counted at
