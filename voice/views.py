@@ -147,6 +147,10 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def create_conversation(request: HttpRequest) -> JsonResponse:
     """Called by the page when the first query of a new conversation is sent."""
+    limit = settings.VOICE_MAX_CONVERSATIONS
+    if limit and request.user.conversations.count() >= limit:
+        message = f"You have {limit} conversations, the most one account may keep. Delete one to start another."
+        return JsonResponse({"code": "too_many_conversations", "message": message}, status=403)
     form = ConversationSettingsForm(request.POST or {"voice": "", "speed": 1.0})
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)

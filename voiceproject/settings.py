@@ -254,6 +254,8 @@ VOICE_TTS_WORKER_TIMEOUT = env_float("VOICE_TTS_WORKER_TIMEOUT", 10.0)
 # Replies one worker process produces at once.
 VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)
+# Conversations one account may keep; past it a new one is refused (0: no limit).
+VOICE_MAX_CONVERSATIONS = env_int("VOICE_MAX_CONVERSATIONS", 1000)
 # Largest chat socket frame handled (characters of text, bytes of audio):
 # larger ones are refused (frame_too_large) before they are parsed. Daphne's
 # runserver closes the socket (1009) past four times this, before buffering more.

@@ -180,6 +180,17 @@ def test_ranges_are_404_for_anyone_else(client, other_user, spoken_reply):
 
 
 # --- Conversations: rename, delete, search --------------------------------------------
+def test_conversations_per_account_are_bounded(client, user, settings):
+    settings.VOICE_MAX_CONVERSATIONS = 2
+    client.force_login(user)
+    assert [client.post("/c/").status_code for _ in range(2)] == [201, 201]
+    refused = client.post("/c/")
+    assert refused.status_code == 403 and refused.json()["code"] == "too_many_conversations"
+    assert "2 conversations" in refused.json()["message"] and Conversation.objects.filter(owner=user).count() == 2
+    Conversation.objects.filter(owner=user).first().delete()
+    assert client.post("/c/").status_code == 201
+
+
 def test_renaming_a_conversation(client, user, conversation):
     client.force_login(user)
     url = f"/c/{conversation.pk}/rename/"
