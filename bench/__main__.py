@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import conversations, llm, measure, speech_text, stt, supervision
+from . import abuse, conversations, llm, measure, speech_text, stt, supervision
 from .piper_http import PiperHttpServer, timed_post
 from .report import Report
 from .talk import Talk
@@ -25,7 +25,7 @@ from .talk import Talk
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-SECTIONS = ("wire", "llm", "conversations", "supervision", "stt", "speech_text", "engine")
+SECTIONS = ("wire", "llm", "conversations", "abuse", "supervision", "stt", "speech_text", "engine")
 
 
 def run(
@@ -60,6 +60,8 @@ def run(
             results["stt"]["wire"] = results["llm"].pop("speak")
     if wanted("conversations"):
         results["conversations"] = _conversations(quick, levels)
+    if wanted("abuse"):
+        results["abuse"] = _abuse(quick)
     if wanted("supervision"):
         results["supervision"] = _supervision(repeats, quick)
     if wanted("engine"):
@@ -215,6 +217,27 @@ def _conversations(quick: bool, levels: tuple[int, ...] = ()) -> dict:
         responder: conversations.capacity(by_users) for responder, by_users in results["responders"].items()
     }
     return results
+
+
+def _abuse(quick: bool) -> dict:
+    """Five users talking, calm and beside an abusive account, on one Daphne with the default limits."""
+    from voice.tests.servers import PASSWORD, ChatClient, DaphneServer, Site
+
+    plan = conversations.Plan.quick() if quick else conversations.Plan.full()
+    with tempfile.TemporaryDirectory(prefix="voice-bench-abuse-") as scratch:
+        # The five users share one account, so its chat limit stays off (as on test sites); the voice and
+        # search limits the abuser meets are the defaults.
+        site = Site(Path(scratch), database="sqlite", VOICE_TTS_CACHE_SHARED="0").setup()
+        site.manage("demouser", "--username", "abuser", "--password", PASSWORD)
+        server = DaphneServer(site).start()
+        try:
+            client, abuser = ChatClient(server), ChatClient(server, username="abuser")
+            talk = Talk()
+            asyncio.run(measure.ours(client, client.new_conversation(), talk.read_aloud()))
+            return abuse.measure_abuse(server, client, abuser, plan, talk)
+        finally:
+            server.stop()
+            site.destroy()
 
 
 def _supervision(repeats: int, quick: bool) -> dict:

@@ -147,6 +147,22 @@ def mp3_bytes_per_second(pcm: bytes, sample_rate: int = 22050, kbps: int = 64) -
 
 
 # --- Server memory ----------------------------------------------------------------
+def rss_kib(pid: int) -> int:
+    """A process's resident memory now, in KiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def rss_mib(pid: int) -> float:
+    return rss_kib(pid) / 1024
+
+
 class PeakMemory:
     """Samples a process's resident memory while a block runs."""
 
@@ -156,16 +172,9 @@ class PeakMemory:
         self.peak_kib = 0
         self._stop = threading.Event()
 
-    def _rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, self._rss_kib())
+            self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
             self._stop.wait(self.every)
 
     def __enter__(self) -> PeakMemory:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from . import conversations, llm, speech_text, stt, supervision
+from . import abuse, conversations, llm, speech_text, stt, supervision
 from .tables import table
 
 TARGETS = {
@@ -230,6 +230,15 @@ class Report:
                     f"{p50 * 1000:.0f} ms",
                 )
             )
+        if "abuse" in self.r:
+            worst = max(self.r["abuse"][name]["p95_vs_calm"] for name in ("abused", "abused again"))
+            checks.append(
+                (
+                    f"abuse: 5 users' p95 first audio <= {abuse.RATIO_LIMIT}x calm",
+                    worst <= abuse.RATIO_LIMIT,
+                    f"{worst:.2f}x",
+                )
+            )
         return checks
 
     def targets_table(self) -> str:
@@ -327,6 +336,7 @@ class Report:
 
     def capacity_sections(self) -> list[tuple[str, str]]:
         sections = conversations.tables(self.r["conversations"]) if "conversations" in self.r else []
+        sections += abuse.tables(self.r["abuse"]) if "abuse" in self.r else []
         return sections + (supervision.tables(self.r["supervision"]) if "supervision" in self.r else [])
 
     def wire_sections(self) -> list[tuple[str, str]]:
@@ -483,6 +493,13 @@ class Report:
         if "supervision" in self.r:
             parts.append(
                 "## Supervision, the cache, the warm-up\n\n" + titled(supervision.tables(self.r["supervision"]))
+            )
+        if "abuse" in self.r:
+            parts.append(
+                "## Abuse beside normal use\n\n"
+                + abuse.__doc__.split("\n\n", 1)[1].strip()
+                + "\n\n"
+                + titled(abuse.tables(self.r["abuse"]))
             )
         if "speech_text" in self.r:
             parts.append("## Speech-ready text\n\n" + titled(self.text_sections()))

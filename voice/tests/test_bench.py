@@ -75,6 +75,12 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     heard = results["stt"]
     assert heard["wer"] < 0.3 and heard["release_to_final"] and heard["wire"]["runs"] >= 1
     assert 0 < heard["wire"]["final"] < heard["wire"]["first_audio"]
+    abused = results["abuse"]
+    for name in ("calm", "abused", "abused again"):
+        assert abused[name]["replies"] >= abused["users"] and abused[name]["errors"] == 0, name
+    flood = abused["abused"]["abuser"]
+    assert flood["utterances sent"] > 0 and sum(n for k, n in flood.items() if k.startswith("search")) > 0
+    assert all(mib > 10 for mib in abused["rss_mib"].values())
     watched = results["supervision"]
     assert 0 < watched["cache"]["cached"] < watched["cache"]["first"]
     assert watched["hang"]["calm"] > 0 and watched["hang"]["during"] > 0
