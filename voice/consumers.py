@@ -26,6 +26,7 @@ from .models import Conversation, Message
 from .producers import producers
 from .publishing import GroupPublisher
 from .replies import ChatReply, Recording, accept_query, record_heard, stop_replies
+from .signals import session_fingerprint, session_user_pk, user_group
 from .stt import STTError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Joined before the handshake completes: once a client is connected,
             # it hears every event of the conversation, even one sent right away.
             await retrying(self.channel_layer.group_add, self.conversation.group_name, self.channel_name)
+            # Logging out or a new password closes this socket (voice.signals).
+            await retrying(self.channel_layer.group_add, user_group(user.pk), self.channel_name)
             # Replies produced here must be reachable by stops from any tab.
             await producers(self.channel_layer).listen()
         except CHANNEL_LAYER_ERRORS:
@@ -87,12 +90,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # Replies go on without this tab: other tabs and the history want them.
         self.end_listening()
-        if self.joined:
-            metrics.ACTIVE_SOCKETS.dec()
+        await self._leave()
+
+    async def _leave(self) -> None:
+        if not self.joined:
+            return
+        self.joined = False  # from here on, receive() ignores the client
+        metrics.ACTIVE_SOCKETS.dec()
+        for group in (self.conversation.group_name, user_group(self.scope["user"].pk)):
             try:
-                await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
+                await self.channel_layer.group_discard(group, self.channel_name)
             except CHANNEL_LAYER_ERRORS:
                 pass  # the group entry expires by itself
+
+    # --- Sign-out (voice.signals) --------------------------------------------
+    async def session_ended(self, event: dict) -> None:
+        """The user logged out of a session: this socket closes if it rode on that one."""
+        if event.get("session") == session_fingerprint(self.scope["session"].session_key):
+            await self._sign_out()
+
+    async def session_check(self, event: dict) -> None:
+        """The user changed (a new password, deactivated): this socket closes if its session no longer logs in."""
+        if await session_user_pk(self.scope["session"].session_key) != self.scope["user"].pk:
+            await self._sign_out()
+
+    async def _sign_out(self) -> None:
+        # Out of the groups before the close: not one more event of the
+        # conversation reaches a socket whose session has ended.
+        self.end_listening()
+        await self._leave()
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     # --- From the client ---------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -247,9 +247,14 @@ class SpeechToken(models.Model):
 
     @classmethod
     def redeem(cls, token: str) -> "SpeechToken | None":
-        """The token's request, once: None if unknown, used or expired."""
+        """The token's request, once: None if unknown, used or expired, or if its key or user was revoked since."""
         now = timezone.now()
-        if not cls.objects.filter(token=token, used_at=None, expires_at__gt=now).update(used_at=now):
+        # A token is only as good as the credentials it was issued under, checked
+        # again now: revoking a key (or deactivating a user) must stop its tokens too.
+        still_authorized = (models.Q(api_key=None) | models.Q(api_key__revoked_at=None)) & (
+            models.Q(user=None) | models.Q(user__is_active=True)
+        )
+        if not cls.objects.filter(still_authorized, token=token, used_at=None, expires_at__gt=now).update(used_at=now):
             return None
         return cls.objects.select_related("user", "api_key").get(token=token)
 

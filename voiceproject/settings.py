@@ -8,10 +8,15 @@ kept in the data directory.
 
 import json
 import os
+import re
 import secrets
+import tempfile
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,13 +53,69 @@ def _secret_key() -> str:
         return key
     # A per-checkout key that survives restarts (sessions stay valid) without
     # ever being committed.
-    key_file = DATA_DIR / "secret_key"
+    return stored_secret_key(DATA_DIR / "secret_key")
+
+
+def stored_secret_key(key_file: Path) -> str:
+    """The key in ``key_file``, made first if need be: the same for every process, even several starting at once."""
     if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(50))
-    return key_file.read_text().strip()
+        # Written whole under a temporary name, then linked into place: a
+        # reader never sees a half-written file, and os.link fails if another
+        # process got there first, so everyone ends up with the first key.
+        fd, temporary = tempfile.mkstemp(dir=key_file.parent, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(50))
+                file.flush()
+                os.fsync(file.fileno())
+            try:
+                os.link(temporary, key_file)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(temporary)
+    key = key_file.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{key_file} is empty: delete it (a new key is made) or set DJANGO_SECRET_KEY.")
+    return key
 
 
+# Secrets deploy/voice.env.example gives placeholder values for, and what
+# placeholders look like: a copied example must not run with them.
+SECRET_SETTINGS = ("DJANGO_SECRET_KEY", "VOICE_METRICS_TOKEN", "VOICE_LLM_API_KEY")
+PLACEHOLDER = re.compile(r"change[-_ .]?me|replace[-_ .]?me|^<.*>$", re.IGNORECASE)
+
+
+def example_placeholders(example: Path = BASE_DIR / "deploy" / "voice.env.example") -> set[str]:
+    """The values the example env file gives the secret settings (none if the file is not there)."""
+    try:
+        lines = example.read_text().splitlines()
+    except OSError:
+        return set()
+    pairs = (line.strip().partition("=") for line in lines if not line.lstrip().startswith("#"))
+    return {value.strip() for name, _, value in pairs if name.strip() in SECRET_SETTINGS and value.strip()}
+
+
+def refuse_placeholder_secrets() -> None:
+    """ImproperlyConfigured if a secret setting (or a password in a URL) is still a placeholder."""
+    known = example_placeholders()
+    secrets_set = [(name, os.environ.get(name, "").strip()) for name in SECRET_SETTINGS]
+    for url_name in ("DATABASE_URL", "REDIS_URL"):
+        try:
+            password = urlsplit(os.environ.get(url_name, "").strip()).password
+        except ValueError:
+            password = None  # not a URL this check can read; the database or Redis client will say so
+        secrets_set.append((f"the password in {url_name}", password or ""))
+    for name, value in secrets_set:
+        if value and (value in known or PLACEHOLDER.search(value)):
+            # The value itself is never printed: it may be a real secret that merely looks like one.
+            raise ImproperlyConfigured(
+                f"{name} is a placeholder (as in deploy/voice.env.example): set a secret of your own, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
+
+
+refuse_placeholder_secrets()
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
@@ -63,6 +124,15 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# HSTS is off by default: the demo is served over plain http, and a browser
+# that once saw the header refuses http for that host until it expires. Turn
+# it on (a small value first) once HTTPS works. Sent on HTTPS responses only.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Redirect http to https in Django (behind a proxy, needs DJANGO_HTTPS=1 or
+# every request looks like http and redirects forever).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 
 INSTALLED_APPS = [
     # Daphne first, so that `runserver` serves the ASGI application; voice
@@ -76,6 +146,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",  # login throttling (see Auth below)
 ]
 
 MIDDLEWARE = [
@@ -87,6 +158,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "voiceproject.urls"
@@ -190,6 +263,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes), for /accounts/login/ and /admin/login/ alike:
+# failures are counted per username and address together, so an attacker
+# locks out only their own guesses, never the real user logging in from
+# elsewhere. Counted in the database, so every server process shares them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("VOICE_LOGIN_FAILURE_LIMIT", 5)
+_login_cooloff_minutes = env_float("VOICE_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or _login_cooloff_minutes < 0:
+    # Throttling is not something a typo should switch off.
+    raise ImproperlyConfigured("VOICE_LOGIN_FAILURE_LIMIT must be 1 or more, VOICE_LOGIN_COOLOFF_MINUTES 0 or more.")
+# 0: locked until an admin clears it (manage.py axes_reset, or the admin).
+AXES_COOLOFF_TIME = timedelta(minutes=_login_cooloff_minutes) or None
+# A user who gets in has proved the password: earlier typos no longer count.
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_COOLOFF_MESSAGE = "Too many failed logins. Wait a few minutes, then try again."
+AXES_PERMALOCK_MESSAGE = "Too many failed logins. Ask an administrator to unlock your account."
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "voice:home"
 LOGOUT_REDIRECT_URL = "login"

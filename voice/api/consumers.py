@@ -30,9 +30,13 @@ class TokenSynthesisConsumer(AsyncWebsocketConsumer):
     task: asyncio.Task | None = None
 
     async def connect(self) -> None:
-        await self.accept()
+        # The token is checked while the handshake is still open: nothing is
+        # accepted on behalf of a caller not yet known to be allowed.
         token = await database_sync_to_async(SpeechToken.redeem)(self.scope["url_route"]["kwargs"]["token"])
+        await self.accept()
         if token is None:
+            # Accepted only to say why, as docs/api.md promises: a close before
+            # accept would reach the client as a bare HTTP 403, with no code.
             await self.send_json({"error": {"code": "invalid_token", "message": "Unknown, used or expired token."}})
             await self.close(code=CLOSE_BAD_TOKEN)
             return

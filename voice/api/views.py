@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -56,8 +57,13 @@ async def accept_post(request: HttpRequest) -> tuple[Caller, dict]:
     """The caller and JSON body of a POST, or ApiError."""
     if request.method != "POST":
         raise ApiError(405, "method_not_allowed", "POST a JSON body.")
-    caller = await authorize(request)
-    return caller, parse_json(request)
+    try:
+        # The session CSRF check may read a form body too, so both are covered.
+        caller = await authorize(request)
+        return caller, parse_json(request)
+    except RequestDataTooBig:
+        # Django would answer a bare 400 and log a traceback: a client's mistake is neither.
+        raise ApiError(413, "request_too_large", "The request body is too large.") from None
 
 
 def parse_json(request: HttpRequest) -> dict:

@@ -4,6 +4,7 @@ import wave
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from .conftest import assert_is_speech
 
@@ -51,7 +52,9 @@ def test_voices_lists_every_engine():
 def test_demouser_prints_a_working_login():
     report = run("demouser", "--username", "demo")
     password = report.split("password: ")[1].split()[0]
-    user = authenticate(username="demo", password=password)
+    # As a login form does: the login throttle (django-axes) needs the request.
+    login = RequestFactory().post("/accounts/login/")
+    user = authenticate(login, username="demo", password=password)
     assert user is not None and user.is_staff and user.has_perm("voice.view_conversation")
     again = run("demouser", "--username", "demo")
-    assert "reset" in again and authenticate(username="demo", password=password) is None
+    assert "reset" in again and authenticate(login, username="demo", password=password) is None
