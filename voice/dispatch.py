@@ -90,7 +90,8 @@ class WorkerDispatch:
             return
         timeout = settings.VOICE_TTS_WORKER_TIMEOUT
         try:
-            await asyncio.wait_for(self._accepted.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on Python 3.11
+                await self._accepted.wait()
         except TimeoutError:
             error = TTSError(
                 f"No speech worker accepted the reply within {timeout:g} s.",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .layers import CHANNEL_LAYER_ERRORS, retrying
+from .layers import CHANNEL_LAYER_ERRORS, raise_if_cancelled, retrying
 
 if TYPE_CHECKING:
     from .replies import ChatReply
@@ -78,9 +78,11 @@ class Producers:
         process if a receive() is cancelled while it waits.
         """
         while True:
+            raise_if_cancelled()
             try:
                 event = await self.channel_layer.receive(self.channel)
             except CHANNEL_LAYER_ERRORS as exc:
+                raise_if_cancelled()
                 logger.warning("Stop listener: channel layer unavailable (%s)", exc)
                 await asyncio.sleep(1)
                 continue
@@ -104,6 +106,7 @@ class Producers:
             try:
                 await recovery.afinalize_abandoned(self.channel_layer)
             except Exception:
+                raise_if_cancelled()
                 logger.exception("Finalizing abandoned replies failed")
 
     async def stop_all(self, status: str, within: float) -> None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from . import audio, metrics, pipeline
 from .exceptions import VoiceError
+from .layers import raise_if_cancelled
 from .models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -109,14 +110,18 @@ class ReplyRecorder:
         """Save progress at every sentence and heartbeat; runs until cancelled."""
         self._changed = asyncio.Event()
         while True:
+            raise_if_cancelled()
             try:
-                await asyncio.wait_for(self._changed.wait(), settings.VOICE_REPLY_HEARTBEAT)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow the cancel that ends this loop.
+                async with asyncio.timeout(settings.VOICE_REPLY_HEARTBEAT):
+                    await self._changed.wait()
             except TimeoutError:
                 pass
             self._changed.clear()
             try:
                 await self.checkpoint()
             except Exception:
+                raise_if_cancelled()
                 # A database hiccup must not stop the reply; the next beat retries.
                 logger.exception("Checkpoint of reply %s failed", self.message.pk)
 

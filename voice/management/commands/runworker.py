@@ -14,7 +14,7 @@ from channels.management.commands.runworker import Command as ChannelsRunworker
 from channels.worker import Worker
 
 from voice import lifecycle
-from voice.layers import CHANNEL_LAYER_ERRORS
+from voice.layers import CHANNEL_LAYER_ERRORS, raise_if_cancelled
 
 logger = logging.getLogger("voice.worker")
 
@@ -45,15 +45,28 @@ class ResilientWorker(Worker):
         loop = asyncio.get_running_loop()
         backoff = 0.5
         while True:
+            raise_if_cancelled()
             started = loop.time()
             try:
-                await super().listener(channel)
+                await self._listen(channel)
             except CHANNEL_LAYER_ERRORS as exc:
+                raise_if_cancelled()
                 if loop.time() - started > 60:
                     backoff = 0.5  # a new outage, not the same one
                 logger.warning("Channel layer unavailable (%s); listening again in %.1f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
+
+
+    async def _listen(self, channel) -> None:
+        """Channels' ``Worker.listener``, ending when cancelled even if the layer's receive swallowed the cancel."""
+        while True:
+            message = await self.channel_layer.receive(channel)
+            raise_if_cancelled()
+            if not message.get("type"):
+                raise ValueError("Worker received message with no type.")
+            queue = self.get_or_create_application_instance(channel, {"type": "channel", "channel": channel})
+            await queue.put(message)
 
 
 class Command(ChannelsRunworker):
