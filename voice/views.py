@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import (
     FileResponse,
     Http404,
@@ -22,7 +22,7 @@ from django.utils.dateformat import format as format_date
 from django.views.decorators.http import require_GET, require_POST
 from werkzeug.http import parse_range_header
 
-from . import audio
+from . import audio, ratelimit
 from .forms import ConversationSettingsForm, ConversationTitleForm
 from .models import Conversation, Message
 from .tts import TTSError, Voice, get_engine
@@ -70,17 +70,38 @@ def date_groups(conversations: Iterable[Conversation], today: datetime.date) -> 
 def _search(request: HttpRequest, query: str) -> QuerySet[Conversation]:
     conversations = request.user.conversations.all()
     if query:
-        # In the title, or anywhere in what was said.
-        matching = Q(title__icontains=query) | Q(messages__text__icontains=query)
-        conversations = conversations.filter(pk__in=Conversation.objects.filter(matching).values("pk"))
+        # In the title, or anywhere in what was said: only the caller's own
+        # messages are scanned, never every user's.
+        said = Message.objects.filter(conversation__owner=request.user, text__icontains=query)
+        conversations = conversations.filter(Q(title__icontains=query) | Q(pk__in=said.values("conversation_id")))
     return conversations[:LISTED]
+
+
+def _refused(status: int, code: str, message: str) -> JsonResponse:
+    """A request the page may not make: a stable code and a sentence for people."""
+    return JsonResponse({"code": code, "message": message}, status=status)
 
 
 @login_required
 @require_GET
 def conversation_list(request: HttpRequest) -> JsonResponse:
-    """The sidebar's conversations, grouped by date; ``?q=`` searches titles and messages."""
+    """The sidebar's conversations, grouped by date; ``?q=`` searches titles and messages.
+
+    Queries are at most ``VOICE_SEARCH_MAX_CHARS`` long (400 ``query_too_long``),
+    and a user may list or search ``VOICE_SEARCH_RATE_LIMIT`` times a minute
+    (429 ``rate_limited``).
+    """
     query = request.GET.get("q", "").strip()
+    longest = settings.VOICE_SEARCH_MAX_CHARS
+    if len(query) > longest:
+        return _refused(400, "query_too_long", f"Search for at most {longest} characters.")
+    limit = settings.VOICE_SEARCH_RATE_LIMIT
+    if not ratelimit.allow(f"search:{request.user.pk}", limit):
+        response = _refused(
+            429, "rate_limited", f"That is more than {limit} searches in a minute. Wait a moment, then search again."
+        )
+        response["Retry-After"] = str(ratelimit.WINDOW)
+        return response
     groups = date_groups(_search(request, query), timezone.localdate())
     return JsonResponse(
         {
@@ -99,13 +120,36 @@ def conversation_list(request: HttpRequest) -> JsonResponse:
 
 
 # --- Pages ------------------------------------------------------------------------
-def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
-    messages = list(conversation.messages.all()) if conversation else []
-    # "Copy reply 3": every button gets a name of its own.
+def _numbered(conversation: Conversation, messages: list[Message]) -> list[Message]:
+    """Number ``messages`` (oldest first) within their role over the whole conversation, not the page.
+
+    "Copy reply 3": every button gets a name of its own, the same whichever page shows it.
+    """
     numbers = Counter()
+    if messages:
+        earlier = conversation.messages.filter(pk__lt=messages[0].pk).order_by().values_list("role")
+        numbers.update(dict(earlier.annotate(Count("pk"))))
     for message in messages:
         numbers[message.role] += 1
         message.number = numbers[message.role]
+    return messages
+
+
+def _message_page(conversation: Conversation, before: int | None = None) -> tuple[list[Message], bool]:
+    """The newest ``VOICE_PAGE_MESSAGES`` messages (older than ``before``), oldest first, numbered; and whether
+    older ones exist. 0: every message."""
+    size = settings.VOICE_PAGE_MESSAGES
+    messages = conversation.messages.order_by("-pk")
+    if before is not None:
+        messages = messages.filter(pk__lt=before)
+    newest = list(messages[: size + 1] if size > 0 else messages)
+    has_more = size > 0 and len(newest) > size
+    return _numbered(conversation, newest[:size][::-1] if has_more else newest[::-1]), has_more
+
+
+def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    # Only the newest page: older messages load as the reader scrolls up to them.
+    messages, has_more = _message_page(conversation) if conversation else ([], False)
     context = {
         "voices": _voices(),
         "speeds": SPEEDS,
@@ -114,6 +158,8 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "conversation": conversation,
         "conversation_groups": date_groups(_search(request, ""), timezone.localdate()),
         "messages": messages,
+        "has_more_messages": has_more,
+        "search_max_chars": settings.VOICE_SEARCH_MAX_CHARS,
         # The markdown of each reply, for highlighting the sentence being spoken.
         "reply_sources": {m.pk: m.text for m in messages if m.role == Message.Role.ASSISTANT},
         "max_query_chars": settings.VOICE_MAX_QUERY_CHARS,
@@ -150,7 +196,7 @@ def create_conversation(request: HttpRequest) -> JsonResponse:
     limit = settings.VOICE_MAX_CONVERSATIONS
     if limit and request.user.conversations.count() >= limit:
         message = f"You have {limit} conversations, the most one account may keep. Delete one to start another."
-        return JsonResponse({"code": "too_many_conversations", "message": message}, status=403)
+        return _refused(403, "too_many_conversations", message)
     form = ConversationSettingsForm(request.POST or {"voice": "", "speed": 1.0})
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
@@ -193,8 +239,24 @@ def delete_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
-    """What changed while a page was disconnected: messages after ``?after=<id>``, and any not finished."""
+    """What changed while a page was disconnected: messages after ``?after=<id>``, and any not finished.
+
+    ``?before=<id>`` instead: the page of messages before that one (``VOICE_PAGE_MESSAGES``, oldest first,
+    each with its ``number`` within its role), and ``has_more`` if there are older ones still.
+    """
     conversation = _owned(request, pk)
+    if "before" in request.GET:
+        try:
+            before = int(request.GET["before"])
+        except ValueError:
+            return JsonResponse({"errors": {"before": ["A message id."]}}, status=400)
+        page, has_more = _message_page(conversation, before)
+        return JsonResponse(
+            {
+                "messages": [{**message.as_event_payload(), "number": message.number} for message in page],
+                "has_more": has_more,
+            }
+        )
     try:
         after = int(request.GET.get("after", "0"))
     except ValueError:

@@ -358,6 +358,13 @@ VOICE_WS_MAX_FRAME = env_int("VOICE_WS_MAX_FRAME", 64 * 1024)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 4 * VOICE_WS_MAX_FRAME
 # Chat queries a user may send per minute, all tabs together (0: no limit).
 VOICE_CHAT_RATE_LIMIT = env_int("VOICE_CHAT_RATE_LIMIT", 20)
+# Conversation search (the sidebar): longest query in characters, and searches
+# a user may run per minute (0: no limit).
+VOICE_SEARCH_MAX_CHARS = env_int("VOICE_SEARCH_MAX_CHARS", 100)
+VOICE_SEARCH_RATE_LIMIT = env_int("VOICE_SEARCH_RATE_LIMIT", 120)
+# Messages a conversation page shows at first, and loads at a time as the
+# reader scrolls up to older ones (0: all at once).
+VOICE_PAGE_MESSAGES = env_int("VOICE_PAGE_MESSAGES", 50)
 # Utterances a user may start per minute, all tabs together, counted at
 # speech.start whether or not they hold words: each costs a transcription (0: no limit).
 VOICE_SPEECH_RATE_LIMIT = env_int("VOICE_SPEECH_RATE_LIMIT", 20)

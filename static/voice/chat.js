@@ -35,6 +35,8 @@ const micNote = document.getElementById("mic-note");
 const KEEP_REPLIES = 100; // window.voiceReplies entries
 const KEEP_LATENCIES = 100; // window.voiceLatency entries
 const KEEP_ANNOUNCED = 100; // ids of replies already announced
+// The server's VOICE_MAX_QUERY_CHARS: a longer query is not sent (the box's maxlength can be got around).
+const MAX_QUERY_CHARS = Number(chat.dataset.maxQueryChars) || Infinity;
 
 const player = new StreamPlayer();
 const replay = new ReplayPlayer(player);
@@ -409,6 +411,13 @@ form.addEventListener("submit", async (event) => {
   player.unlock(); // inside the gesture: required for sound on iOS/Safari
   const text = input.value.trim();
   if (!text) return;
+  // Counted as the server counts (characters, not UTF-16 units). Refused here, it stays in the box
+  // and nothing is sent: no conversation made for it, no frame too large for the socket.
+  const length = text.length > MAX_QUERY_CHARS ? [...text].length : text.length;
+  if (length > MAX_QUERY_CHARS) {
+    showError(`Not sent: your message has ${length} characters; the limit is ${MAX_QUERY_CHARS}. It is still in the box.`);
+    return;
+  }
   showError("");
   const stopsBefore = stops; // a Stop from now on is a Stop for this query's reply too
   const query = { type: "query", text, client_id: clientId() };
@@ -800,6 +809,48 @@ list.list.addEventListener("input", (event) => {
     .seek(Number(item.dataset.messageId), item.dataset.audioUrl, Number(event.target.value) / 1000)
     .catch((error) => showError(`Replay failed: ${error.message}`));
 });
+
+// --- Older messages -----------------------------------------------------------------
+// The page shows the newest messages only; older ones load, a page at a time,
+// when the reader scrolls up to the top (or presses "Show earlier messages").
+const earlier = document.getElementById("messages-earlier");
+let loadingEarlier = false;
+
+async function loadEarlier() {
+  if (loadingEarlier || !earlier?.isConnected || !conversationId) return;
+  loadingEarlier = true;
+  try {
+    const page = await getJson(`/c/${conversationId}/messages/`, { before: list.firstId });
+    // Where the reader was stays put: the page grows above it.
+    const scroller = list.list;
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    list.addEarlier(page.messages);
+    scroller.scrollTop = scroller.scrollHeight - fromBottom;
+    if (page.has_more) {
+      // Still in view (short messages, a tall window): observed afresh, the next page comes too.
+      earlierObserver.unobserve(earlier);
+      earlierObserver.observe(earlier);
+    } else {
+      if (earlier.contains(document.activeElement)) scroller.focus({ preventScroll: true });
+      earlier.remove();
+    }
+  } catch (error) {
+    showError(`Could not load earlier messages: ${error.message}`);
+  } finally {
+    loadingEarlier = false;
+  }
+}
+
+const earlierObserver = new IntersectionObserver(
+  (entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) loadEarlier();
+  },
+  { root: list.list, rootMargin: "300px 0px 0px 0px" },
+);
+if (earlier) {
+  earlierObserver.observe(earlier);
+  document.getElementById("load-earlier").addEventListener("click", loadEarlier);
+}
 
 // --- Start ------------------------------------------------------------------------
 initConversations({ id: conversationId, onError: showError });

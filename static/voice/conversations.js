@@ -69,15 +69,21 @@ function renderGroups(groups, query) {
   listNav.replaceChildren(...nodes);
 }
 
+// Typing searches once the typist pauses this long: a word is one request, not one per key.
+const SEARCH_DELAY_MS = 250;
 let searchTimer = null;
 let searchSeq = 0;
+let searched = ""; // the query whose results are shown (or on their way)
 async function runSearch() {
   const query = search.value.trim();
+  if (query === searched) return; // Enter after the pause, or a space typed: nothing new to ask
+  searched = query;
   const seq = ++searchSeq;
   try {
     const found = await getJson(listNav.dataset.listUrl, query ? { q: query } : {});
     if (seq === searchSeq) renderGroups(found.groups, query); // an older answer must not win
   } catch (error) {
+    if (seq === searchSeq) searched = null; // asked again next time
     reportError(`Search failed: ${error.message}`);
   }
 }
@@ -167,7 +173,7 @@ export function initConversations({ id, onError }) {
   });
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(runSearch, 200);
+    searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
   });
 
   document.getElementById("rename").addEventListener("click", () => editTitle(true));

@@ -5,7 +5,8 @@ const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]")?.val
 async function json(response) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const detail = body.errors ? Object.values(body.errors).flat().join(" ") : response.statusText;
+    // A form's field errors, or a refusal's plain sentence ({code, message}).
+    const detail = body.errors ? Object.values(body.errors).flat().join(" ") : body.message || response.statusText;
     throw new Error(detail || `Request failed (${response.status}).`);
   }
   return body;

@@ -60,6 +60,12 @@ export class MessageList {
     return this.list.querySelector(`.message[data-message-id="${Number(messageId)}"]`);
   }
 
+  /** The id of the oldest message shown (0: none). */
+  get firstId() {
+    const item = this.list.querySelector(".message[data-message-id]");
+    return item ? Number(item.dataset.messageId) : 0;
+  }
+
   /** The id of the newest message shown (0: none). */
   get lastId() {
     const items = this.list.querySelectorAll(".message[data-message-id]");
@@ -81,7 +87,7 @@ export class MessageList {
     const item = document.createElement("li");
     item.className = `message message--${message.role}`;
     item.dataset.messageId = String(message.id);
-    item.dataset.number = String(this.list.querySelectorAll(`.message--${message.role}[data-message-id]`).length + 1);
+    item.dataset.number = String(message.number ?? this.#nextNumber(message));
     const bubble = document.createElement("div");
     bubble.className = "message__bubble";
     const text = document.createElement(message.role === "assistant" ? "div" : "p");
@@ -122,6 +128,15 @@ export class MessageList {
     return item;
   }
 
+  /** "Reply 3": counted over the whole conversation, from the one of its role shown before it (the page may
+   * show only the newest messages; older pages come numbered by the server). */
+  #nextNumber(message) {
+    const earlier = [...this.list.querySelectorAll(`.message--${message.role}[data-message-id]`)].filter(
+      (other) => Number(other.dataset.messageId) < message.id,
+    );
+    return earlier.length ? Number(earlier.at(-1).dataset.number) + 1 : 1;
+  }
+
   #insert(item, id) {
     document.getElementById("messages-empty")?.remove();
     // In id order: a catch-up after a reconnect may bring older ones.
@@ -131,12 +146,18 @@ export class MessageList {
     this.list.insertBefore(item, later ?? this.#thinking() ?? null);
   }
 
-  /** Show ``message`` (a `message` event's payload): new, or its final state. */
-  upsert(message) {
+  /** Show older messages (a page of them, each with its ``number``) above those shown. */
+  addEarlier(messages) {
+    for (const message of messages) this.upsert(message, { quiet: true });
+  }
+
+  /** Show ``message`` (a `message` event's payload): new, or its final state. ``quiet``: no onrender. */
+  upsert(message, { quiet = false } = {}) {
     const existing = this.item(message.id);
     const item = existing ?? this.#create(message);
     item.dataset.status = message.status;
     setTime(item.querySelector("time"), message.created_at);
+    if (message.duration_ms) item.dataset.durationMs = String(message.duration_ms);
     if (message.role === "assistant") {
       // A streaming reply's text grows by deltas; a longer text (a catch-up) or a final one replaces it.
       if (message.status !== "streaming" || !existing || message.text.length > this.source(message.id).length) {
@@ -147,10 +168,9 @@ export class MessageList {
     } else {
       item.querySelector(".message__text").textContent = message.text;
       // A spoken query: its recording plays like a reply.
-      if (message.duration_ms) item.dataset.durationMs = String(message.duration_ms);
       if (message.audio_url) this.#addReplay(item, message.audio_url);
     }
-    this.onrender?.();
+    if (!quiet) this.onrender?.();
     return item;
   }
 
