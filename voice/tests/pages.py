@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from voice.tests.servers import PASSWORD, DaphneServer, Site
 
@@ -89,13 +90,26 @@ def wait_for_reply(page, index, status="complete"):
     The shown status, not the one production ended with: a reply produced in
     full but cut while it was spoken ends ``interrupted`` too.
     """
-    page.wait_for_function(
-        "([index, status]) => { const replies = [...document.querySelectorAll('.message--assistant[data-message-id]')];"
-        " const item = replies.at(index); if (!item) return false;"
-        " const record = window.voiceReplies[item.dataset.messageId];"
-        " return record && record.done && item.dataset.status === status; }",
-        arg=[index, status],
-    )
+    try:
+        page.wait_for_function(
+            "([index, status]) => {"
+            " const replies = [...document.querySelectorAll('.message--assistant[data-message-id]')];"
+            " const item = replies.at(index); if (!item) return false;"
+            " const record = window.voiceReplies[item.dataset.messageId];"
+            " return record && record.done && item.dataset.status === status; }",
+            arg=[index, status],
+        )
+    except PlaywrightTimeout:
+        seen = page.evaluate(
+            "(index) => {"
+            " const item = [...document.querySelectorAll('.message--assistant[data-message-id]')].at(index);"
+            " if (!item) return 'no such reply'; const record = window.voiceReplies[item.dataset.messageId];"
+            " return {status: item.dataset.status, done: Boolean(record && record.done),"
+            " connection: document.getElementById('chat').dataset.connection,"
+            " error: document.getElementById('chat-error-text')?.textContent}; }",
+            index,
+        )
+        raise AssertionError(f"reply {index} never showed {status!r} and done; it shows {seen}") from None
     return int(page.locator(".message--assistant[data-message-id]").nth(index).get_attribute("data-message-id"))
 
 

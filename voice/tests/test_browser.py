@@ -123,7 +123,10 @@ def test_a_stored_reply_replays_and_seeks(page):
     assert target > 0.25 * duration
     page.wait_for_function("target => Math.abs(window.voiceReplay.audio.currentTime - target) < 0.2", arg=target)
     assert page.evaluate("window.voiceReplay.audio.seekable.end(0)") == pytest.approx(duration, abs=0.05)
-    assert page.locator(".replay__time").text_content().startswith(f"0:{int(target):02d}")
+    # The clock follows on "seeked", an event that comes after currentTime has changed.
+    page.wait_for_function(
+        "label => document.querySelector('.replay__time').textContent.startsWith(label)", arg=f"0:{int(target):02d}"
+    )
     # Played from there.
     page.get_by_role("button", name="Play reply 1").click()
     page.wait_for_function("target => window.voiceReplay.audio.currentTime > target + 0.3", arg=target)
@@ -649,13 +652,15 @@ def test_a_reply_waiting_for_the_model_shows_its_place(browser, tmp_path):
     try:
         first, second = context.new_page(), context.new_page()
         log_in(first, busy)
-        send(first, "Tell me a long story about a lighthouse keeper.")
-        first.wait_for_function("window.voicePlayer.playingMessageId !== null")  # it holds the sequence
         second.goto(f"{busy.url}/c/new/")  # the same user, another conversation
         second.wait_for_function("window.voicePlayer !== undefined")
+        send(first, "Tell me a long story about a lighthouse keeper.")
+        # Asked while the first reply is being written (its prompt alone takes the model most of a second),
+        # not once it is heard: a reply that ends before its first sound would free the sequence first.
         index = send(second, "Tell me about the sky.")
         waiting = second.locator(".message--assistant[data-message-id]").nth(index)
         waiting.locator(".message__status", has_text="Waiting for the model: you are next").wait_for()
+        first.wait_for_function("window.voicePlayer.playingMessageId !== null")  # heard, it keeps the sequence
         first.get_by_role("button", name="Stop speech").click()
         # The sequence is free: the waiting reply is written, and no longer shows its place.
         second.wait_for_function(
