@@ -226,8 +226,9 @@ def _abuse(quick: bool) -> dict:
     plan = conversations.Plan.quick() if quick else conversations.Plan.full()
     with tempfile.TemporaryDirectory(prefix="voice-bench-abuse-") as scratch:
         # The five users share one account, so its chat limit stays off (as on test sites); the voice and
-        # search limits the abuser meets are the defaults.
-        site = Site(Path(scratch), database="sqlite", VOICE_TTS_CACHE_SHARED="0").setup()
+        # search limits the abuser meets are the defaults. No segment cache: filling it (up to its size)
+        # would look like memory growth, and the question is whether abuse makes the server grow.
+        site = Site(Path(scratch), database="sqlite", VOICE_TTS_CACHE_MB="0").setup()
         site.manage("demouser", "--username", "abuser", "--password", PASSWORD)
         server = DaphneServer(site).start()
         try:
