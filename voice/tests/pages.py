@@ -23,6 +23,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--autoplay-policy=no-user-gesture-required",
 ]
+# Long enough to be still speaking when a test stops it.
+LONG_REPLY = " ".join(f"This is sentence number {n} of a rather long reply." for n in range(1, 25))
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -70,6 +72,23 @@ def watch_errors(page) -> list:
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
     return errors
+
+
+@pytest.fixture
+def context(browser):
+    context = new_context(browser)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context, server):
+    """A logged-in page of the module's server; the test fails on any JavaScript error it had."""
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server)
+    yield page
+    assert errors == [], f"JavaScript errors: {errors}"
 
 
 def box(page):

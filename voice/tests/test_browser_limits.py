@@ -6,28 +6,18 @@ from __future__ import annotations
 import pytest
 
 from voice.tests import pages
-from voice.tests.pages import box, log_in, new_context, playback, send, wait_for_reply, wait_until_open, watch_errors
+from voice.tests.pages import (
+    LONG_REPLY,
+    box,
+    playback,
+    send,
+    wait_for_reply,
+    wait_until_open,
+)
 
 pytestmark = pytest.mark.browser
-server, browser = pages.server, pages.browser  # one Daphne and one Chromium for the module
-
-LONG_REPLY = " ".join(f"This is sentence number {n} of a rather long reply." for n in range(1, 25))
-
-
-@pytest.fixture
-def context(browser):
-    context = new_context(browser)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def page(context, server):
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server)
-    yield page
-    assert errors == [], f"JavaScript errors: {errors}"
+# One Daphne and one Chromium for the module; a fresh logged-in page per test.
+server, browser, context, page = pages.server, pages.browser, pages.context, pages.page
 
 
 def send_by_script(page, length: int) -> None:
