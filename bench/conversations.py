@@ -127,7 +127,8 @@ async def ask(socket, text: str, reply: Reply) -> None:
     async for frame in socket:
         now = time.perf_counter()
         if isinstance(frame, bytes):
-            header, data = protocol.decode_audio_frame(frame)
+            chunk = protocol.AudioData.from_frame(frame)
+            header, data = chunk.header, chunk.data
             seconds = audio.pcm_duration(len(data), header["sample_rate"])
             if reply.ttfa is None:
                 reply.ttfa = now - sent

@@ -84,7 +84,7 @@ async def interruption(client, repeats: int) -> dict:
             old = None
             async for frame in socket:  # until the old reply's first audio
                 if isinstance(frame, bytes):
-                    old = protocol.decode_audio_frame(frame)[0]["message_id"]
+                    old = protocol.AudioData.from_frame(frame).header["message_id"]
                     break
             sent = time.perf_counter()
             await socket.send(json.dumps({"type": "query", "text": "Stop. What time is it?"}))
@@ -92,7 +92,7 @@ async def interruption(client, repeats: int) -> dict:
             async for frame in socket:
                 now = time.perf_counter() - sent
                 if isinstance(frame, bytes):
-                    header = protocol.decode_audio_frame(frame)[0]
+                    header = protocol.AudioData.from_frame(frame).header
                     if header["message_id"] != old:
                         first_new_audio = now
                 else:

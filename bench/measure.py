@@ -94,7 +94,8 @@ async def ours(client: ChatClient, conversation: int, text: str, query: str = ""
         async for frame in socket:
             result.wire_bytes += len(frame)
             if isinstance(frame, bytes):
-                header, data = protocol.decode_audio_frame(frame)
+                chunk = protocol.AudioData.from_frame(frame)
+                header, data = chunk.header, chunk.data
             else:
                 event = json.loads(frame)
                 if event["type"] == "audio.chunk":

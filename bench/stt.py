@@ -185,7 +185,7 @@ async def speak_to_first_audio(client, pcm: bytes, repeats: int) -> dict:
             final = None
             async for frame in socket:
                 if isinstance(frame, bytes):
-                    protocol.decode_audio_frame(frame)
+                    protocol.AudioData.from_frame(frame)
                     firsts.append(time.perf_counter() - ended)
                     finals.append(final)
                     break

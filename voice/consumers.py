@@ -5,11 +5,14 @@ receives every event; the tab that asked is told so (``requested_here``) and
 is the only one that plays automatically. A query, typed or spoken
 (``voice.listening``), interrupts the reply before it, wherever that reply is
 produced. The protocol is in docs/protocol.md.
+
+This module only adapts the socket: it reads client events
+(``voice.protocol``), enforces the per-user limits, and hands each turn to
+``voice.turns.Turns``, which owns it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -19,23 +22,18 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import dispatch, metrics, protocol, ratelimit
+from . import metrics, protocol, ratelimit
+from .exceptions import VoiceError
 from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .listening import Listening
 from .models import Conversation, Message
 from .producers import producers
-from .publishing import GroupPublisher
-from .replies import ChatReply, Recording, accept_query, record_heard, stop_replies
+from .protocol import Close
 from .signals import session_fingerprint, session_user_pk, user_group
 from .stt import STTError
+from .turns import QueryRecording, Turns, Unavailable
 
 logger = logging.getLogger(__name__)
-
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_UNAVAILABLE = 4503
-UNAVAILABLE = "The live service is unavailable right now; try again in a moment."
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -48,16 +46,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self._refuse(CLOSE_UNAUTHENTICATED)
+            await self._refuse(Close.UNAUTHENTICATED)
             return
         self.conversation = await self._owned_conversation(user)
         if self.conversation is None:
             # Also for conversations that do not exist: ids are not to be probed.
-            await self._refuse(CLOSE_FORBIDDEN)
+            await self._refuse(Close.FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
-        self.pending: dict[int, dispatch.WorkerDispatch] = {}  # replies a worker may still acknowledge
+        self.turns = Turns(self.conversation, self.channel_layer, self.channel_name)
         try:
             # Joined before the handshake completes: once a client is connected,
             # it hears every event of the conversation, even one sent right away.
@@ -69,8 +67,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except CHANNEL_LAYER_ERRORS:
             logger.exception("Channel layer unavailable")
             await self.accept()
-            await self.send_event(protocol.error_event("unavailable", UNAVAILABLE))
-            await self.close(code=CLOSE_UNAVAILABLE)
+            await self.send_event(protocol.ErrorEvent.of(Unavailable()))
+            await self.close(code=Close.UNAVAILABLE)
             return
         self.joined = True
         metrics.ACTIVE_SOCKETS.inc()
@@ -106,7 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- Sign-out (voice.signals) --------------------------------------------
     async def session_ended(self, event: dict) -> None:
         """The user logged out of a session: this socket closes if it rode on that one."""
-        if event.get("session") == session_fingerprint(self.scope["session"].session_key):
+        if protocol.SessionEnded.from_event(event).session == session_fingerprint(self.scope["session"].session_key):
             await self._sign_out()
 
     async def session_check(self, event: dict) -> None:
@@ -119,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # conversation reaches a socket whose session has ended.
         self.end_listening()
         await self._leave()
-        await self.close(code=CLOSE_UNAUTHENTICATED)
+        await self.close(code=Close.UNAUTHENTICATED)
 
     # --- From the client ---------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -132,61 +130,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             event = protocol.parse_client_event(text_data)
             handler = {
-                protocol.QUERY: self.on_query,
-                protocol.CANCEL: self.on_cancel,
-                protocol.HEARD: self.on_heard,
-                protocol.SPEECH_START: self.on_speech_start,
-                protocol.SPEECH_END: self.on_speech_end,
-                protocol.SPEECH_CANCEL: self.on_speech_cancel,
+                protocol.Query: self.on_query,
+                protocol.Cancel: self.on_cancel,
+                protocol.Heard: self.on_heard,
+                protocol.SpeechStart: self.on_speech_start,
+                protocol.SpeechEnd: self.on_speech_end,
+                protocol.SpeechCancel: self.on_speech_cancel,
             }
-            await handler[event["type"]](event)
-        except (protocol.ProtocolError, STTError) as exc:
-            message = str(exc) if isinstance(exc, protocol.ProtocolError) else exc.public_message
-            await self.send_event(protocol.error_event(exc.code, message))
+            await handler[type(event)](event)
+        except VoiceError as exc:
+            await self.send_event(protocol.ErrorEvent.of(exc))
         except Exception:
             # Whatever broke, the socket stays open and the client gets a plain answer.
             logger.exception("Chat event failed in conversation %s", self.conversation.pk)
-            await self.send_event(protocol.error_event("internal_error", "Something went wrong on the server."))
+            await self.send_event(protocol.ErrorEvent("internal_error", "Something went wrong on the server."))
 
-    async def on_query(self, event: dict) -> None:
+    async def on_query(self, event: protocol.Query) -> None:
         received_at = time.monotonic()
-        text = protocol.storable_text(event.get("text"), limit=settings.VOICE_MAX_QUERY_CHARS)
-        await self.ask(text, event, received_at)
+        await self.ask(event.text, event.client_id, event.interrupted, received_at)
 
-    async def ask(self, text: str, event: dict, received_at: float, recording: Recording | None = None) -> None:
-        """Store a query (typed, or said: with its ``recording``), interrupt what came before it, and answer it."""
-        interrupted_id = protocol.optional_id(event)
-        heard_ms = protocol.optional_heard_ms(event)
-        client_id = protocol.optional_client_id(event)
+    async def ask(
+        self,
+        text: str,
+        client_id: str,
+        interrupted: protocol.Interrupted,
+        received_at: float,
+        recording: QueryRecording | None = None,
+    ) -> None:
         await self.within_rate_limit("rate_limited", settings.VOICE_CHAT_RATE_LIMIT, "messages")
-        query, reply_message = await accept_query(self.conversation, text, client_id, recording)
-        publisher = GroupPublisher(self.channel_layer, self.conversation.group_name, origin=self.channel_name)
-        if reply_message is None:
-            # Sent again after a reconnect, but already stored: confirm it, once.
-            await self.send_event({**protocol.message_event(query), "requested_here": True})
-            return
-        try:
-            await publisher.announce(query)
-            await publisher.announce(reply_message)
-        except CHANNEL_LAYER_ERRORS:
-            # The query is stored; only the live part is down. Say so at once.
-            logger.exception("Channel layer unavailable")
-            await Message.objects.filter(pk=reply_message.pk).aupdate(
-                status=Message.Status.FAILED, error_code="unavailable", error="The channel layer was unavailable."
-            )
-            await self.send_event(protocol.error_event("unavailable", "Your message was saved. " + UNAVAILABLE))
-            return
-        # Barge-in: the new query interrupts whatever came before it.
-        await self.interrupt(interrupted_id, heard_ms, Message.Status.INTERRUPTED, before=reply_message.pk)
-        reply = ChatReply(
-            reply_message,
-            publisher,
-            voice=self.conversation.voice or None,
-            speed=self.conversation.speed,
-            received_at=received_at,
+        stored_before = await self.turns.ask(
+            text, client_id=client_id, interrupted=interrupted, recording=recording, received_at=received_at
         )
-        task = asyncio.create_task(dispatch.produce(reply, self.channel_name, self.pending))
-        producers(self.channel_layer).hold(task)
+        if stored_before is not None:
+            # Sent again after a reconnect, but already stored: confirm it, once.
+            await self.send_event(protocol.StoredMessage.of(stored_before), requested_here=True)
 
     async def within_rate_limit(self, code: str, limit: int, what: str) -> None:
         """Count one more ``what`` for this user (all tabs together); ProtocolError ``code`` past ``limit`` a minute."""
@@ -195,28 +172,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 code, f"That is more than {limit} {what} in a minute. Wait a moment, then try again."
             )
 
-    async def interrupt(
-        self, message_id: int | None, heard_ms: int | None, status: str, before: int | None = None
-    ) -> None:
-        """Stop the replies in production, and record how much of ``message_id`` this tab heard."""
-        if message_id is not None and heard_ms is not None:
-            await record_heard(self.conversation, self.channel_layer, message_id, heard_ms, status)
-        await stop_replies(self.conversation, self.channel_layer, status, before=before)
+    async def on_cancel(self, event: protocol.Cancel) -> None:
+        await self.turns.stop(Message.Status.CANCELLED, event.interrupted)
 
-    async def on_cancel(self, event: dict) -> None:
-        await self.interrupt(protocol.optional_id(event), protocol.optional_heard_ms(event), Message.Status.CANCELLED)
-
-    async def on_heard(self, event: dict) -> None:
+    async def on_heard(self, event: protocol.Heard) -> None:
         """A tab stopped playing a reply early (another tab interrupted it): how much it heard."""
-        message_id = protocol.optional_id(event)
-        heard_ms = protocol.optional_heard_ms(event)
-        if message_id is None or heard_ms is None:
-            raise protocol.ProtocolError("bad_event", '"heard" needs "message_id" and "heard_ms".')
-        await record_heard(self.conversation, self.channel_layer, message_id, heard_ms, Message.Status.INTERRUPTED)
+        await self.turns.heard(event.message_id, event.heard_ms, Message.Status.INTERRUPTED)
 
     # --- Voice input -------------------------------------------------------
-    async def on_speech_start(self, event: dict) -> None:
-        protocol.check_speech_format(event)
+    async def on_speech_start(self, event: protocol.SpeechStart) -> None:
         self.end_listening()
         self.stray_audio_reported = self.utterance_failed = False
         try:
@@ -227,7 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
         self.listening = Listening(self.send_event)
         # The person starts talking: whatever the assistant says stops now, as for a typed query.
-        await self.interrupt(protocol.optional_id(event), protocol.optional_heard_ms(event), Message.Status.INTERRUPTED)
+        await self.turns.stop(Message.Status.INTERRUPTED, event.interrupted)
 
     async def on_audio(self, pcm: bytes) -> None:
         if self.listening is None:
@@ -242,7 +206,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.stray_audio_reported = self.utterance_failed = True  # the rest of it is dropped quietly
             raise
 
-    async def on_speech_end(self, event: dict) -> None:
+    async def on_speech_end(self, event: protocol.SpeechEnd) -> None:
         received_at = time.monotonic()
         listening, self.listening = self.listening, None
         if listening is None:
@@ -252,11 +216,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise protocol.ProtocolError("speech_not_started", "There is no utterance to end: send speech.start first.")
         transcript = await listening.finish()  # NoSpeech: "I didn't catch that.", nothing stored
         text = protocol.storable_text(transcript.text, limit=settings.VOICE_MAX_QUERY_CHARS)
-        await self.send_event(protocol.transcript_event(text, final=True))
-        recording = Recording(listening.utterance.wav(), round(listening.utterance.duration * 1000))
-        await self.ask(text, event, received_at, recording)
+        await self.send_event(protocol.Transcribed(text, final=True))
+        recording = QueryRecording(listening.utterance.wav(), round(listening.utterance.duration * 1000))
+        await self.ask(text, event.client_id, event.interrupted, received_at, recording)
 
-    async def on_speech_cancel(self, event: dict) -> None:
+    async def on_speech_cancel(self, event: protocol.SpeechCancel) -> None:
         self.end_listening()
 
     def end_listening(self) -> None:
@@ -265,11 +229,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.listening = None
 
     # --- From the group ----------------------------------------------------
-    async def send_event(self, event: dict) -> None:
+    async def send_event(self, event: protocol.Event, **extra: object) -> None:
+        await self.send_json({**event.to_event(), **extra})
+
+    async def send_json(self, event: dict) -> None:
         await self.send(text_data=json.dumps(event, separators=(",", ":")))
 
     async def forward(self, event: dict) -> None:
-        await self.send_event({key: value for key, value in event.items() if key != "origin"})
+        """A server event from the conversation's group, as it is, but for whose it was."""
+        await self.send_json({key: value for key, value in event.items() if key != "origin"})
 
     async def message(self, event: dict) -> None:
         await self.forward({**event, "requested_here": event.get("origin") == self.channel_name})
@@ -282,16 +250,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     error = forward
 
     async def audio_chunk(self, event: dict) -> None:
+        chunk = protocol.AudioData.from_event(event)
         if self.base64_audio:
-            await self.send_event(protocol.audio_chunk_event(event["header"], event["data"]))
+            await self.send_json(chunk.base64_event())
         else:
-            await self.send(bytes_data=protocol.encode_audio_frame(event["header"], event["data"]))
+            await self.send(bytes_data=chunk.frame())
 
-    # --- From a speech worker ---------------------------------------------
-    async def tts_accepted(self, event: dict) -> None:
-        dispatch_ = self.pending.get(event.get("message_id"))
-        if dispatch_ is not None:
-            dispatch_.accepted(event)
+    # --- From a reply worker ----------------------------------------------
+    async def reply_accepted(self, event: dict) -> None:
+        self.turns.accepted(protocol.ReplyAccepted.from_event(event))
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):
@@ -299,4 +266,4 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        await self.close(code=CLOSE_NOT_FOUND)
+        await self.close(code=Close.NOT_FOUND)

@@ -45,7 +45,7 @@ def _speech() -> None:
 
 def _listening() -> None:
     if not served_by_daphne():
-        return  # speech workers never hear anyone
+        return  # reply workers never hear anyone
     from .stt.service import transcription
 
     if not transcription().pool.wait_ready(120):

@@ -29,7 +29,7 @@ SILENCE_RMS = 0.01
 
 
 class Listening:
-    def __init__(self, send: Callable[[dict], Awaitable[None]], language: str | None = None) -> None:
+    def __init__(self, send: Callable[[protocol.Event], Awaitable[None]], language: str | None = None) -> None:
         self.send = send
         self.utterance = Utterance(language=language)
         self._partial: asyncio.Task | None = None
@@ -56,7 +56,7 @@ class Listening:
             return
         self._latest, self._latest_bytes = transcript, len(pcm)
         if transcript.text:
-            await self.send(protocol.transcript_event(transcript.text, final=False))
+            await self.send(protocol.Transcribed(transcript.text, final=False))
 
     async def finish(self) -> Transcript:
         """The utterance's final transcript; NoSpeech if nothing was said."""

@@ -13,26 +13,36 @@ import asyncio
 import logging
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from . import recovery
 from .layers import CHANNEL_LAYER_ERRORS, raise_if_cancelled, retrying
-
-if TYPE_CHECKING:
-    from .replies import ChatReply
+from .protocol import ReplyStop
 
 logger = logging.getLogger(__name__)
 
-STOP = "reply.stop"
 EARLY_STOPS_KEPT = 256
+
+
+class Reply(Protocol):
+    """What the registry needs of a reply in production (``voice.replies.Reply``)."""
+
+    @property
+    def message(self): ...
+
+    @property
+    def task(self) -> asyncio.Task | None: ...
+
+    def stop(self, status: str, heard_ms: int | None = None) -> None: ...
 
 
 class Producers:
     def __init__(self, channel_layer) -> None:
         self.channel_layer = channel_layer
-        self.replies: dict[int, ChatReply] = {}
+        self.replies: dict[int, Reply] = {}
         # Stops for replies claimed here but not registered yet (still being set
         # up): message id -> (status, heard_ms), applied when they are added.
         self.early_stops: OrderedDict[int, tuple[str, int | None]] = OrderedDict()
@@ -56,13 +66,13 @@ class Producers:
             self._tasks.add(task)  # the loop holds tasks only weakly
             task.add_done_callback(self._tasks.discard)
 
-    def add(self, reply: ChatReply) -> None:
+    def add(self, reply: Reply) -> None:
         self.replies[reply.message.pk] = reply
         early = self.early_stops.pop(reply.message.pk, None)
         if early is not None:
             reply.stop(*early)
 
-    def discard(self, reply: ChatReply) -> None:
+    def discard(self, reply: Reply) -> None:
         if self.replies.get(reply.message.pk) is reply:
             del self.replies[reply.message.pk]
 
@@ -86,21 +96,20 @@ class Producers:
                 logger.warning("Stop listener: channel layer unavailable (%s)", exc)
                 await asyncio.sleep(1)
                 continue
-            if event.get("type") != STOP:
+            if event.get("type") != ReplyStop.type:
                 continue
-            reply = self.replies.get(event["message_id"])
+            stop = ReplyStop.from_event(event)
+            reply = self.replies.get(stop.message_id)
             if reply is not None:
-                reply.stop(event["status"], event.get("heard_ms"))
+                reply.stop(stop.status, stop.heard_ms)
                 continue
             # Stops come here only once a reply is claimed here: this one is
             # being set up (or already done), and stops as soon as it is added.
-            self.early_stops[event["message_id"]] = (event["status"], event.get("heard_ms"))
+            self.early_stops[stop.message_id] = (stop.status, stop.heard_ms)
             while len(self.early_stops) > EARLY_STOPS_KEPT:
                 self.early_stops.popitem(last=False)
 
     async def _sweep(self) -> None:
-        from . import recovery
-
         while True:
             await asyncio.sleep(settings.VOICE_REPLY_SWEEP_INTERVAL)
             try:
@@ -135,15 +144,11 @@ def producers(channel_layer=None) -> Producers:
     return per_loop[id(channel_layer)]
 
 
-async def send_stop(channel_layer, channel: str, message_id: int, status: str, heard_ms: int | None) -> bool:
+async def send_stop(channel_layer, channel: str, stop: ReplyStop) -> bool:
     """Ask the producer listening on ``channel`` to stop a reply; False if it cannot be reached."""
     try:
-        await retrying(
-            channel_layer.send,
-            channel,
-            {"type": STOP, "message_id": message_id, "status": status, "heard_ms": heard_ms},
-        )
+        await retrying(channel_layer.send, channel, stop.to_event())
     except CHANNEL_LAYER_ERRORS:
-        logger.exception("Could not reach the producer of reply %s", message_id)
+        logger.exception("Could not reach the producer of reply %s", stop.message_id)
         return False
     return True

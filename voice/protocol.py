@@ -1,12 +1,23 @@
-"""The chat WebSocket's wire events, all of them (documented in docs/protocol.md).
+"""The chat's wire vocabulary, all of it (documented in docs/protocol.md).
 
-JSON text frames carry events. Audio chunks travel as binary frames: a 4-byte
-big-endian header length N, N bytes of UTF-8 JSON header, then the audio. With
-``?audio=base64`` a chunk is a JSON ``audio.chunk`` event instead.
+Every message is a frozen dataclass that knows its ``type``, how it is written
+(``to_event``) and how it is read (``from_event``), as Wyoming's events do.
+Two wires carry them:
 
-Server events travel through the channel layer first (to every tab of a
-conversation), as the same dicts plus an ``origin``: the channel of the tab
-that asked.
+- **The chat WebSocket.** JSON text frames carry events. Audio chunks travel
+  as binary frames: a 4-byte big-endian header length N, N bytes of UTF-8 JSON
+  header, then the audio; with ``?audio=base64`` a chunk is a JSON
+  ``audio.chunk`` event instead. Client events are read strictly: a bad one is
+  a ``ProtocolError`` whose code and message are safe to send back.
+- **The channel layer**, between the processes of a deployment. Server events
+  reach every tab of a conversation through its group, as the same dicts plus
+  an ``origin`` (the channel of the tab that asked). Stops go to the channel
+  of the process producing a reply, reply jobs and their acknowledgements
+  between servers and reply workers, and session notices to a user's group.
+
+The page reads event types, close codes and error codes from
+static/voice/wire.js, which ``manage.py wire_js`` writes from this module. The
+model pool's messages never leave a machine; they are in ``voice.pool``.
 """
 
 from __future__ import annotations
@@ -15,38 +26,85 @@ import base64
 import json
 import re
 import struct
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from .exceptions import (
+    BadAudio,
+    NoSpeech,
+    STTError,
+    TranscriberBusy,
+    TranscriberUnavailable,
+    UnknownLanguage,
+    UtteranceTooLong,
+    VoiceError,
+)
 
 if TYPE_CHECKING:
-    from .audio import AudioChunk
+    from .audio import AudioChunk as Audio
     from .models import Message
     from .sentences import Sentence
 
 _LENGTH = struct.Struct(">I")
-
-# Client → server event types.
-QUERY = "query"
-CANCEL = "cancel"
-HEARD = "heard"
-SPEECH_START = "speech.start"
-SPEECH_END = "speech.end"
-SPEECH_CANCEL = "speech.cancel"
-CLIENT_EVENTS = (QUERY, CANCEL, HEARD, SPEECH_START, SPEECH_END, SPEECH_CANCEL)
 
 # The one audio format voice input takes.
 SPEECH_FORMAT = "pcm_s16le"
 SPEECH_RATE = 16000
 
 
-class ProtocolError(ValueError):
+class Close:
+    """Why the server closed a chat socket (it accepts first, so that the browser sees the code).
+
+    Plain ints, not an IntEnum: Daphne's WebSocket library refuses any close
+    code whose type is not exactly ``int`` (the client then sees 1011).
+    """
+
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404
+    UNAVAILABLE = 4503
+
+    @classmethod
+    def codes(cls) -> dict[str, int]:
+        return {name: value for name, value in vars(cls).items() if name.isupper()}
+
+
+class ProtocolError(VoiceError):
     """A client event we cannot act on. ``code`` and the message are safe to send back."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code, public_message=message)
 
 
-# --- Client → server ---------------------------------------------------------
+# Errors about an utterance: nothing was stored, and the page shows them at the
+# microphone. Those of RECORDING_ERRORS end the recording itself.
+RECORDING_ERRORS = ("speech_not_started", "bad_audio_format", UtteranceTooLong.code, "speech_rate_limited")
+SPEECH_ERRORS = (
+    *RECORDING_ERRORS,
+    NoSpeech.code,
+    BadAudio.code,
+    UnknownLanguage.code,
+    STTError.code,
+    TranscriberUnavailable.code,
+    TranscriberBusy.code,
+    "stt_timeout",
+)
+
+
+class Event:
+    """A message of a wire: ``{"type": type, **fields}``."""
+
+    type: ClassVar[str]
+
+    def to_event(self) -> dict:
+        return {"type": self.type, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def from_event(cls, event: dict) -> Self:
+        """Read a message another process of this deployment wrote (trusted: not validated)."""
+        return cls(**{f.name: event[f.name] for f in fields(cls) if f.name in event})
+
+
 def check_frame_size(frame: str | bytes, limit: int) -> None:
     """ProtocolError for a frame over ``limit`` characters (text) or bytes (audio), before it is parsed.
 
@@ -57,8 +115,131 @@ def check_frame_size(frame: str | bytes, limit: int) -> None:
         raise ProtocolError("frame_too_large", f"That frame is too large: at most {limit} characters or bytes.")
 
 
-def parse_client_event(text: str) -> dict:
-    """A client's text frame as a dict with a ``type``, or ProtocolError."""
+# --- Client → server ---------------------------------------------------------
+@dataclass(frozen=True)
+class Interrupted:
+    """The reply a tab was playing when its user asked again or stopped it, and how much of it was heard."""
+
+    message_id: int | None = None
+    heard_ms: int | None = None
+
+    @classmethod
+    def from_event(cls, event: dict) -> Interrupted:
+        return cls(_optional_id(event), _optional_heard_ms(event))
+
+    def fields(self) -> dict:
+        return {name: value for name, value in vars(self).items() if value is not None}
+
+
+class ClientEvent(Event):
+    def to_event(self) -> dict:
+        """As the page sends it: without the fields it leaves out."""
+        event = {"type": self.type}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Interrupted):
+                event.update(value.fields())
+            elif value not in (None, ""):
+                event[f.name] = value
+        return event
+
+
+@dataclass(frozen=True)
+class Query(ClientEvent):
+    """Store this text and answer it; it interrupts the reply before it."""
+
+    type: ClassVar[str] = "query"
+    text: str
+    client_id: str = ""
+    interrupted: Interrupted = field(default_factory=Interrupted)
+
+    @classmethod
+    def from_event(cls, event: dict) -> Query:
+        from django.conf import settings
+
+        text = storable_text(event.get("text"), limit=settings.VOICE_MAX_QUERY_CHARS)
+        return cls(text, _optional_client_id(event), Interrupted.from_event(event))
+
+
+@dataclass(frozen=True)
+class Cancel(ClientEvent):
+    """Stop the reply in production."""
+
+    type: ClassVar[str] = "cancel"
+    interrupted: Interrupted = field(default_factory=Interrupted)
+
+    @classmethod
+    def from_event(cls, event: dict) -> Cancel:
+        return cls(Interrupted.from_event(event))
+
+
+@dataclass(frozen=True)
+class Heard(ClientEvent):
+    """This tab stopped playing a reply early (another tab asked): how much of it it played."""
+
+    type: ClassVar[str] = "heard"
+    message_id: int
+    heard_ms: int
+
+    @classmethod
+    def from_event(cls, event: dict) -> Heard:
+        interrupted = Interrupted.from_event(event)
+        if interrupted.message_id is None or interrupted.heard_ms is None:
+            raise ProtocolError("bad_event", '"heard" needs "message_id" and "heard_ms".')
+        return cls(interrupted.message_id, interrupted.heard_ms)
+
+
+@dataclass(frozen=True)
+class SpeechStart(ClientEvent):
+    """An utterance begins: binary frames of 16 kHz mono PCM16 follow. It interrupts, as a query does."""
+
+    type: ClassVar[str] = "speech.start"
+    interrupted: Interrupted = field(default_factory=Interrupted)
+    format: str = SPEECH_FORMAT
+    sample_rate: int = SPEECH_RATE
+
+    @classmethod
+    def from_event(cls, event: dict) -> SpeechStart:
+        announced = (event.get("format"), event.get("sample_rate"), event.get("channels", 1))
+        if announced != (SPEECH_FORMAT, SPEECH_RATE, 1):
+            raise ProtocolError(
+                "bad_audio_format",
+                f"Voice input must be {SPEECH_FORMAT}, mono, at {SPEECH_RATE} Hz: convert it first.",
+            )
+        return cls(Interrupted.from_event(event))
+
+
+@dataclass(frozen=True)
+class SpeechEnd(ClientEvent):
+    """The utterance is over: transcribe it, store it as a query and answer it."""
+
+    type: ClassVar[str] = "speech.end"
+    client_id: str = ""
+    interrupted: Interrupted = field(default_factory=Interrupted)
+
+    @classmethod
+    def from_event(cls, event: dict) -> SpeechEnd:
+        return cls(_optional_client_id(event), Interrupted.from_event(event))
+
+
+@dataclass(frozen=True)
+class SpeechCancel(ClientEvent):
+    """Throw the utterance away."""
+
+    type: ClassVar[str] = "speech.cancel"
+
+    @classmethod
+    def from_event(cls, event: dict) -> SpeechCancel:
+        return cls()
+
+
+CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
+    event.type: event for event in (Query, Cancel, Heard, SpeechStart, SpeechEnd, SpeechCancel)
+}
+
+
+def parse_client_event(text: str) -> ClientEvent:
+    """A client's text frame as its typed event, or ProtocolError."""
     try:
         event = json.loads(text or "")
     except (ValueError, RecursionError):  # RecursionError: nesting too deep to parse
@@ -67,10 +248,10 @@ def parse_client_event(text: str) -> dict:
         raise ProtocolError("bad_event", 'Events are JSON objects with a "type".')
     if event["type"] not in CLIENT_EVENTS:
         raise ProtocolError("unknown_type", f"Unknown event type; use one of {', '.join(CLIENT_EVENTS)}.")
-    return event
+    return CLIENT_EVENTS[event["type"]].from_event(event)
 
 
-def storable_text(value, *, limit: int) -> str:
+def storable_text(value: Any, *, limit: int) -> str:
     """The text of a query, stripped, or ProtocolError if it cannot be stored as it is."""
     if not isinstance(value, str) or not value.strip():
         raise ProtocolError("empty_text", "The query is empty.")
@@ -86,15 +267,7 @@ def storable_text(value, *, limit: int) -> str:
     return text
 
 
-def check_speech_format(event: dict) -> None:
-    """``speech.start`` must announce 16 kHz mono PCM16, which is what transcription takes."""
-    if event.get("format") != SPEECH_FORMAT or event.get("sample_rate") != SPEECH_RATE or event.get("channels", 1) != 1:
-        raise ProtocolError(
-            "bad_audio_format", f"Voice input must be {SPEECH_FORMAT}, mono, at {SPEECH_RATE} Hz: convert it first."
-        )
-
-
-def optional_client_id(event: dict) -> str:
+def _optional_client_id(event: dict) -> str:
     """The page's own id for a query ("" if none): letters, digits, - and _, at most 64."""
     value = event.get("client_id")
     if value is None:
@@ -104,16 +277,16 @@ def optional_client_id(event: dict) -> str:
     return value
 
 
-def optional_id(event: dict, field: str = "message_id") -> int | None:
-    value = event.get(field)
+def _optional_id(event: dict) -> int | None:
+    value = event.get("message_id")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ProtocolError("bad_event", f'"{field}" must be a positive integer.')
+        raise ProtocolError("bad_event", '"message_id" must be a positive integer.')
     return value
 
 
-def optional_heard_ms(event: dict) -> int | None:
+def _optional_heard_ms(event: dict) -> int | None:
     value = event.get("heard_ms")
     if value is None:
         return None
@@ -123,85 +296,199 @@ def optional_heard_ms(event: dict) -> int | None:
 
 
 # --- Server → client ---------------------------------------------------------
-def message_event(message: Message) -> dict:
+@dataclass(frozen=True)
+class StoredMessage(Event):
     """A message was stored, or changed (its status, its text at the end)."""
-    return {"type": "message", "message": message.as_event_payload()}
+
+    type: ClassVar[str] = "message"
+    message: dict
+
+    @classmethod
+    def of(cls, message: Message) -> StoredMessage:
+        return cls(message.as_event_payload())
 
 
-def reply_delta(message_id: int, text: str) -> dict:
-    return {"type": "reply.delta", "message_id": message_id, "text": text}
+@dataclass(frozen=True)
+class ReplyDelta(Event):
+    type: ClassVar[str] = "reply.delta"
+    message_id: int
+    text: str
 
 
-def queued(message_id: int, position: int, expected_wait: float | None) -> dict:
+@dataclass(frozen=True)
+class Queued(Event):
     """The reply waits for the model: ``position`` in line (1: next), and the likely wait if known."""
-    wait_ms = None if expected_wait is None else round(expected_wait * 1000)
-    return {"type": "queued", "message_id": message_id, "position": position, "expected_wait_ms": wait_ms}
+
+    type: ClassVar[str] = "queued"
+    message_id: int
+    position: int
+    expected_wait_ms: int | None
+
+    @classmethod
+    def waiting(cls, message_id: int, position: int, expected_wait: float | None) -> Queued:
+        return cls(message_id, position, None if expected_wait is None else round(expected_wait * 1000))
 
 
-def audio_start(message_id: int, chunk: AudioChunk) -> dict:
-    return {
-        "type": "audio.start",
-        "message_id": message_id,
-        "format": chunk.format,
-        "sample_rate": chunk.sample_rate,
-        "channels": chunk.channels,
-    }
+@dataclass(frozen=True)
+class AudioStart(Event):
+    type: ClassVar[str] = "audio.start"
+    message_id: int
+    format: str
+    sample_rate: int
+    channels: int
+
+    @classmethod
+    def of(cls, message_id: int, chunk: Audio) -> AudioStart:
+        return cls(message_id, chunk.format, chunk.sample_rate, chunk.channels)
 
 
-def audio_header(message_id: int, seq: int, chunk: AudioChunk, segment: Sentence) -> dict:
-    return {
-        "message_id": message_id,
-        "seq": seq,
-        "format": chunk.format,
-        "sample_rate": chunk.sample_rate,
-        "channels": chunk.channels,
-        # Character span of the segment in the displayed reply, for highlighting.
-        "text_start": segment.start,
-        "text_end": segment.end,
-    }
+@dataclass(frozen=True)
+class AudioData(Event):
+    """One chunk of a reply's audio: a binary frame to the page (or base64 JSON), header and bytes between processes."""
+
+    type: ClassVar[str] = "audio.chunk"
+    header: dict
+    data: bytes
+
+    @classmethod
+    def of(cls, message_id: int, seq: int, chunk: Audio, segment: Sentence) -> AudioData:
+        header = {
+            "message_id": message_id,
+            "seq": seq,
+            "format": chunk.format,
+            "sample_rate": chunk.sample_rate,
+            "channels": chunk.channels,
+            # Character span of the segment in the displayed reply, for highlighting.
+            "text_start": segment.start,
+            "text_end": segment.end,
+        }
+        return cls(header, chunk.data)
+
+    def frame(self) -> bytes:
+        encoded = json.dumps(self.header, separators=(",", ":")).encode()
+        return _LENGTH.pack(len(encoded)) + encoded + self.data
+
+    @classmethod
+    def from_frame(cls, frame: bytes) -> AudioData:
+        if len(frame) < _LENGTH.size:
+            raise ProtocolError("bad_frame", "Frame too short for its header length.")
+        (length,) = _LENGTH.unpack_from(frame)
+        end = _LENGTH.size + length
+        if end > len(frame):
+            raise ProtocolError("bad_frame", "Header length runs past the end of the frame.")
+        return cls(json.loads(frame[_LENGTH.size : end]), frame[end:])
+
+    def base64_event(self) -> dict:
+        """The JSON form of the chunk (``?audio=base64``)."""
+        return {"type": self.type, **self.header, "data": base64.b64encode(self.data).decode("ascii")}
 
 
-def audio_chunk(header: dict, data: bytes) -> dict:
-    """An audio chunk as it travels the channel layer; each tab frames it for its client."""
-    return {"type": "audio.chunk", "header": header, "data": data}
+@dataclass(frozen=True)
+class AudioEnd(Event):
+    type: ClassVar[str] = "audio.end"
+    message_id: int
+    chunks: int
+    duration_ms: int | None
+    url: str | None
 
 
-def audio_end(message_id: int, chunks: int, duration_ms: int | None, url: str | None) -> dict:
-    return {"type": "audio.end", "message_id": message_id, "chunks": chunks, "duration_ms": duration_ms, "url": url}
+@dataclass(frozen=True)
+class ReplyDone(Event):
+    """The reply is stored: nothing more comes for it."""
+
+    type: ClassVar[str] = "reply.done"
+    message_id: int
+    status: str
+    metrics: dict
 
 
-def reply_done(message_id: int, status: str, metrics: dict) -> dict:
-    return {"type": "reply.done", "message_id": message_id, "status": status, "metrics": metrics}
-
-
-def transcript_event(text: str, final: bool) -> dict:
+@dataclass(frozen=True)
+class Transcribed(Event):
     """What the speaking tab's words are so far (``final``: the query that will be stored)."""
-    return {"type": "transcript", "text": text, "final": final}
+
+    type: ClassVar[str] = "transcript"
+    text: str
+    final: bool
 
 
-def error_event(code: str, message: str, message_id: int | None = None) -> dict:
-    event = {"type": "error", "code": code, "message": message}
-    if message_id is not None:
-        event["message_id"] = message_id
-    return event
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    message_id: int | None = None
+
+    @classmethod
+    def of(cls, error: VoiceError, message_id: int | None = None) -> ErrorEvent:
+        return cls(error.code, error.public_message, message_id)
+
+    def to_event(self) -> dict:
+        event = super().to_event()
+        if self.message_id is None:
+            del event["message_id"]
+        return event
 
 
-# --- Audio frames -----------------------------------------------------------------
-def encode_audio_frame(header: dict, data: bytes) -> bytes:
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    return _LENGTH.pack(len(encoded)) + encoded + data
+SERVER_EVENTS: dict[str, type[Event]] = {
+    event.type: event
+    for event in (
+        StoredMessage,
+        ReplyDelta,
+        Queued,
+        AudioStart,
+        AudioData,
+        AudioEnd,
+        ReplyDone,
+        Transcribed,
+        ErrorEvent,
+    )
+}
 
 
-def decode_audio_frame(frame: bytes) -> tuple[dict, bytes]:
-    if len(frame) < _LENGTH.size:
-        raise ProtocolError("bad_frame", "Frame too short for its header length.")
-    (length,) = _LENGTH.unpack_from(frame)
-    end = _LENGTH.size + length
-    if end > len(frame):
-        raise ProtocolError("bad_frame", "Header length runs past the end of the frame.")
-    return json.loads(frame[_LENGTH.size : end]), frame[end:]
+# --- Between processes (the channel layer) -----------------------------------------
+@dataclass(frozen=True)
+class ReplyStop(Event):
+    """To the channel of the process producing a reply: stop it, stored with ``status``."""
+
+    type: ClassVar[str] = "reply.stop"
+    message_id: int
+    status: str
+    heard_ms: int | None = None
 
 
-def audio_chunk_event(header: dict, data: bytes) -> dict:
-    """The base64 JSON form of an audio chunk (``?audio=base64``)."""
-    return {"type": "audio.chunk", **header, "data": base64.b64encode(data).decode("ascii")}
+@dataclass(frozen=True)
+class ReplyJob(Event):
+    """From a server to the reply workers' channel: produce this reply."""
+
+    type: ClassVar[str] = "reply.job"
+    message_id: int
+    voice: str | None
+    speed: float
+    origin: str  # the asking tab's channel
+    group: str  # the conversation's group
+    reply_to: str  # the server's channel, for the acknowledgement
+    received_wall: float  # when the query arrived (wall clock), for latency figures
+    deadline: float  # a worker that gets the job later leaves it alone (wall clock)
+
+
+@dataclass(frozen=True)
+class ReplyAccepted(Event):
+    """From a worker to the server that sent a job: the worker produces it."""
+
+    type: ClassVar[str] = "reply.accepted"
+    message_id: int
+
+
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    """To a user's group: the session with this fingerprint logged out."""
+
+    type: ClassVar[str] = "session.ended"
+    session: str
+
+
+@dataclass(frozen=True)
+class SessionCheck(Event):
+    """To a user's group: the user changed; every socket checks its session again."""
+
+    type: ClassVar[str] = "session.check"

@@ -25,11 +25,11 @@ class GroupPublisher:
         self.origin = origin  # the channel of the tab that asked: it plays the reply
         self.failed = False
 
-    async def send(self, event: dict) -> None:
+    async def send(self, event: protocol.Event) -> None:
         """Send one event; raises the channel layer's error (for callers that must know)."""
-        await retrying(self.channel_layer.group_send, self.group, {**event, "origin": self.origin})
+        await retrying(self.channel_layer.group_send, self.group, {**event.to_event(), "origin": self.origin})
 
-    async def try_send(self, event: dict) -> None:
+    async def try_send(self, event: protocol.Event) -> None:
         """Send one event, or log why not: the reply goes on either way."""
         if self.failed:
             return  # one outage costs one retry, not one per token
@@ -40,23 +40,22 @@ class GroupPublisher:
             self.failed = True
 
     async def announce(self, message: Message) -> None:
-        await self.send(protocol.message_event(message))
+        await self.send(protocol.StoredMessage.of(message))
 
     async def error(self, error: VoiceError, message_id: int | None = None) -> None:
-        await self.try_send(protocol.error_event(error.code, error.public_message, message_id))
+        await self.try_send(protocol.ErrorEvent.of(error, message_id))
 
     async def publish(self, message_id: int, event: pipeline.Event) -> None:
         """The wire form of one pipeline event, if it has one."""
         match event:
             case pipeline.TextDelta(text=text):
-                await self.try_send(protocol.reply_delta(message_id, text))
+                await self.try_send(protocol.ReplyDelta(message_id, text))
             case pipeline.ReplyQueued(position=position, expected_wait=wait):
-                await self.try_send(protocol.queued(message_id, position, wait))
+                await self.try_send(protocol.Queued.waiting(message_id, position, wait))
             case pipeline.SpeechChunk(chunk=chunk, segment=segment, seq=seq):
                 if seq == 0:
-                    await self.try_send(protocol.audio_start(message_id, chunk))
-                header = protocol.audio_header(message_id, seq, chunk, segment)
-                await self.try_send(protocol.audio_chunk(header, chunk.data))
+                    await self.try_send(protocol.AudioStart.of(message_id, chunk))
+                await self.try_send(protocol.AudioData.of(message_id, seq, chunk, segment))
             case pipeline.TextFailed(error=error) | pipeline.SpeechFailed(error=error):
                 await self.error(error, message_id)
 
@@ -64,6 +63,6 @@ class GroupPublisher:
         """The reply is stored: its audio, its final state, and the end of it."""
         self.failed = False  # the layer may be back: the end matters most
         if chunks:
-            await self.try_send(protocol.audio_end(message.pk, chunks, message.duration_ms, message.audio_url))
-        await self.try_send(protocol.message_event(message))
-        await self.try_send(protocol.reply_done(message.pk, message.status, metrics))
+            await self.try_send(protocol.AudioEnd(message.pk, chunks, message.duration_ms, message.audio_url))
+        await self.try_send(protocol.StoredMessage.of(message))
+        await self.try_send(protocol.ReplyDone(message.pk, message.status, metrics))

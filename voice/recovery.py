@@ -21,8 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import protocol
-from .layers import CHANNEL_LAYER_ERRORS
 from .models import Conversation, Message
+from .publishing import GroupPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +85,7 @@ async def afinalize_abandoned(channel_layer, stale_after: float | None = None) -
     """``finalize_abandoned``, then tell each reply's conversation."""
     finalized = await database_sync_to_async(finalize_abandoned)(stale_after)
     for reply in finalized:
-        group = Conversation(pk=reply.conversation_id).group_name
-        try:
-            await channel_layer.group_send(group, protocol.message_event(reply))
-            await channel_layer.group_send(group, protocol.reply_done(reply.pk, reply.status, {}))
-        except CHANNEL_LAYER_ERRORS:
-            logger.warning("Could not tell conversation %s that reply %s ended", reply.conversation_id, reply.pk)
+        publisher = GroupPublisher(channel_layer, Conversation(pk=reply.conversation_id).group_name)
+        await publisher.try_send(protocol.StoredMessage.of(reply))
+        await publisher.try_send(protocol.ReplyDone(reply.pk, reply.status, {}))
     return finalized

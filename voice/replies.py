@@ -1,14 +1,11 @@
-"""One assistant reply of the chat, from its query to its stored audio.
+"""Producing one assistant reply, from its stored query to its stored audio.
 
-``accept_query`` stores the user's message, and a placeholder reply linked to
-it, before anything else can fail. ``ChatReply`` then runs the reply pipeline,
-hands every event to the conversation's tabs (``voice.publishing``) and to the
-database (``voice.recorder``), and ends with the reply stored whatever
-happened: a failing engine costs the audio, a failing model keeps the text so
-far, and a stopped reply keeps what was said and how much of it was heard.
-
-``stop_replies`` and ``record_heard`` are how a new query (or a stop) cuts
-short what came before it, on any server or worker.
+``ChatReply`` runs the reply pipeline for a placeholder reply that
+``voice.turns`` stored, hands every event to the conversation's tabs
+(``voice.publishing``) and to the database (``voice.recorder``), and ends with
+the reply stored whatever happened: a failing engine costs the audio, a
+failing model keeps the text so far, and a stopped reply keeps what was said
+and how much of it was heard. It runs wherever ``voice.dispatch`` puts it.
 """
 
 from __future__ import annotations
@@ -16,77 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
 
-from . import pipeline, protocol
+from . import pipeline
 from .exceptions import ResponderError, TTSError
 from .history import settled_turns_before
-from .models import Conversation, Message
-from .producers import producers, send_stop
+from .models import Message
+from .producers import producers
 from .publishing import GroupPublisher
 from .recorder import ReplyRecorder
 from .responders import get_responder
 
 logger = logging.getLogger(__name__)
-
-# produced_by of a reply stopped before any process took it on.
-NEVER_STARTED = "stopped-before-start"
-
-
-@dataclass(frozen=True)
-class Recording:
-    """What the user said, for a spoken query."""
-
-    wav: bytes
-    duration_ms: int
-
-
-@database_sync_to_async
-def accept_query(
-    conversation: Conversation, text: str, client_id: str = "", recording: Recording | None = None
-) -> tuple[Message, Message | None]:
-    """Store the query (with its recording, if it was spoken) and a placeholder reply that answers it.
-
-    A query whose ``client_id`` is already stored (sent again after a dropped
-    connection) is not stored twice: it comes back with no new reply. A
-    recording that cannot be stored costs the recording only, never the query.
-    """
-    if client_id:
-        stored = conversation.messages.filter(client_id=client_id, role=Message.Role.USER).first()
-        if stored is not None:
-            return stored, None
-    try:
-        query, reply = _store_query(conversation, text, client_id)
-    except IntegrityError:  # the same client_id, stored a moment ago by another socket
-        return conversation.messages.get(client_id=client_id, role=Message.Role.USER), None
-    if recording is not None:
-        try:
-            query.audio_format, query.duration_ms = "wav", recording.duration_ms
-            query.audio.save(f"{query.pk}-query.wav", ContentFile(recording.wav), save=False)
-            query.save(update_fields=["audio", "audio_format", "duration_ms"])
-        except Exception:
-            logger.exception("Storing the recording of query %s failed; the query is kept", query.pk)
-            query.audio, query.audio_format, query.duration_ms = None, "", None
-    return query, reply
-
-
-def _store_query(conversation: Conversation, text: str, client_id: str) -> tuple[Message, Message]:
-    with transaction.atomic():
-        # Another tab may have changed the voice or speed since this socket opened.
-        conversation.refresh_from_db(fields=["voice", "speed", "title"])
-        query = conversation.messages.create(role=Message.Role.USER, text=text, client_id=client_id)
-        reply = conversation.messages.create(
-            role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=query
-        )
-        if not conversation.title:
-            conversation.title = conversation.title_from(text)
-        conversation.save(update_fields=["title", "updated_at"])
-    return query, reply
-
 
 class ChatReply:
     def __init__(
@@ -97,7 +36,6 @@ class ChatReply:
         voice: str | None = None,
         speed: float = 1.0,
         received_at: float | None = None,
-        speech_error: TTSError | None = None,
         queued: bool = False,
     ) -> None:
         """``message`` is the placeholder, with its ``reply_to`` (the query) loaded.
@@ -108,7 +46,7 @@ class ChatReply:
         self.publisher = publisher
         self.voice = voice
         self.speed = speed
-        self.speech_error = speech_error  # set: produce the text only, reporting this
+        self.speech_error: TTSError | None = None  # set: produce the text only, reporting this
         self.queued = queued
         self.recorder = ReplyRecorder(message, received_at if received_at is not None else time.monotonic())
         self.task: asyncio.Task | None = None
@@ -116,8 +54,13 @@ class ChatReply:
         self._stopped: str | None = None
         self._heard_ms: int | None = None
 
-    async def run(self) -> Message:
-        """Produce, publish and store the reply; returns the stored message."""
+    async def run(self, *, speech_error: TTSError | None = None) -> Message:
+        """Produce, publish and store the reply; returns the stored message.
+
+        ``speech_error``: speech cannot be had (no reply worker took the
+        reply, say); the text is produced alone and the error reported.
+        """
+        self.speech_error = speech_error
         self.task = asyncio.current_task()
         registry = producers(self.publisher.channel_layer)
         registry.add(self)
@@ -185,52 +128,3 @@ class ChatReply:
             await self._handle(pipeline.TextFailed(ResponderError(f"{type(error).__name__}: {error}")))
         message = await self.recorder.finish(self._stopped, self._heard_ms)
         await self.publisher.finished(message, self.recorder.chunks, self.recorder.metrics())
-
-
-async def stop_replies(conversation: Conversation, channel_layer, status: str, before: int | None = None) -> None:
-    """Stop the replies of ``conversation`` in production (those before reply ``before``), wherever they run.
-
-    A reply nobody has started yet (a worker has not taken it) is stopped right
-    here: it will never start, and its tabs are told.
-    """
-    running = conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
-    if before is not None:
-        running = running.filter(pk__lt=before)
-    async for reply in running:
-        if not reply.producer_channel:
-            unstarted = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING, produced_by="")
-            if await unstarted.aupdate(status=status, produced_by=NEVER_STARTED):
-                reply.status = status
-                publisher = GroupPublisher(channel_layer, conversation.group_name)
-                await publisher.try_send(protocol.message_event(reply))
-                await publisher.try_send(protocol.reply_done(reply.pk, status, {}))
-                continue
-            reply = await Message.objects.aget(pk=reply.pk)  # claimed just now: stop it where it runs
-        if reply.producer_channel:
-            await send_stop(channel_layer, reply.producer_channel, reply.pk, status, None)
-
-
-async def record_heard(conversation: Conversation, channel_layer, message_id: int, heard_ms: int, status: str) -> None:
-    """A tab played ``heard_ms`` of a reply and then stopped it: remember, and stop the reply.
-
-    A reply still in production is stopped. One already stored but still
-    being spoken (its audio outlasts its production) is marked ``status`` if
-    less than all of it was heard.
-    """
-    reply = await conversation.messages.filter(pk=message_id, role=Message.Role.ASSISTANT).afirst()
-    if reply is None:
-        return
-    replies = Message.objects.filter(pk=reply.pk, status=reply.status)
-    if reply.status == Message.Status.STREAMING:
-        # Written here too: the producer may be storing the reply right now.
-        await replies.aupdate(heard_ms=heard_ms)
-        if reply.producer_channel:
-            await send_stop(channel_layer, reply.producer_channel, reply.pk, status, heard_ms)
-    elif reply.status in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
-        await replies.aupdate(heard_ms=heard_ms)
-    elif reply.status in (Message.Status.COMPLETE, Message.Status.AUDIO_FAILED):
-        if reply.duration_ms is not None and heard_ms >= reply.duration_ms:
-            return  # heard to the end: nothing was cut
-        if await replies.aupdate(status=status, heard_ms=heard_ms):
-            reply.status, reply.heard_ms = status, heard_ms
-            await GroupPublisher(channel_layer, conversation.group_name).try_send(protocol.message_event(reply))

@@ -19,7 +19,7 @@ api_websocket_urlpatterns = [
     re_path(r"", consumers.NotFoundConsumer.as_asgi()),
 ]
 
-# Background channels, served by `manage.py runworker voice-tts`.
+# Background channels, served by `manage.py runworker voice-replies`.
 channel_workers = {
-    WORKER_CHANNEL: workers.SpeechWorker.as_asgi(),
+    WORKER_CHANNEL: workers.ReplyWorker.as_asgi(),
 }

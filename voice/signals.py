@@ -23,11 +23,10 @@ from django.db.models.signals import post_save
 from django.http import HttpRequest
 
 from .layers import CHANNEL_LAYER_ERRORS
+from .protocol import Event, SessionCheck, SessionEnded
 
 logger = logging.getLogger(__name__)
 
-SESSION_ENDED = "session.ended"  # {"session": session_fingerprint(key)}: that session logged out
-SESSION_CHECK = "session.check"  # the user changed: every socket checks its own session again
 # Saving only these fields cannot change whether a session still logs in.
 HARMLESS_FIELDS = frozenset({"last_login"})
 
@@ -51,13 +50,13 @@ async def session_user_pk(session_key: str | None) -> object | None:
     return user.pk if user.is_authenticated else None
 
 
-def notify(user_pk: object, message: dict) -> None:
+def notify(user_pk: object, message: Event) -> None:
     """Tell every chat socket of a user; a failing channel layer must not fail the logout or the save."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(user_group(user_pk), message)
+        async_to_sync(layer.group_send)(user_group(user_pk), message.to_event())
     except CHANNEL_LAYER_ERRORS:
         logger.exception("Could not reach the chat sockets of user %s to close them", user_pk)
 
@@ -66,7 +65,7 @@ def on_logged_out(sender: type, request: HttpRequest | None = None, user: object
     # Sent before the session is flushed, so its key is still there to name.
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and session_key:
-        notify(user.pk, {"type": SESSION_ENDED, "session": session_fingerprint(session_key)})
+        notify(user.pk, SessionEnded(session_fingerprint(session_key)))
 
 
 def on_user_saved(sender: type, instance: object, created: bool = False, update_fields=None, **kwargs: object) -> None:
@@ -75,7 +74,7 @@ def on_user_saved(sender: type, instance: object, created: bool = False, update_
     # A changed password rotates the session auth hash; a deactivated user logs
     # in nowhere. After the commit, so that the sockets' checks see the new row.
     user_pk = instance.pk
-    transaction.on_commit(lambda: notify(user_pk, {"type": SESSION_CHECK}))
+    transaction.on_commit(lambda: notify(user_pk, SessionCheck()))
 
 
 def connect() -> None:

@@ -42,6 +42,14 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def env_name(name: str, *old_names: str) -> str:
+    """``name``, or an older name of the same setting if only that one is set (documented aliases)."""
+    for candidate in (name, *old_names):
+        if os.environ.get(candidate, "").strip():
+            return candidate
+    return name
+
+
 # Local state (SQLite file, generated secret key, uploaded audio) lives here.
 DATA_DIR = Path(os.environ.get("DJANGO_DATA_DIR", BASE_DIR / "var"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -206,7 +214,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channel layer ----------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
-    # RedisChannelLayer, not the pub/sub layer: a job sent to "voice-tts" goes
+    # RedisChannelLayer, not the pub/sub layer: a job sent to "voice-replies" goes
     # to exactly one worker and waits in Redis while no worker listens.
     CHANNEL_LAYERS = {
         "default": {
@@ -232,7 +240,9 @@ if REDIS_URL:
                 # Per-channel queue length. group_send drops silently past it,
                 # so leave room for a long reply's chunks queued for a slow client.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000),
-                "channel_capacity": {"voice-tts": env_int("VOICE_TTS_QUEUE_CAPACITY", 500)},
+                "channel_capacity": {
+                    "voice-replies": env_int(env_name("VOICE_REPLY_QUEUE_CAPACITY", "VOICE_TTS_QUEUE_CAPACITY"), 500)
+                },
                 # Fernet-encrypt messages at rest in Redis with a key derived
                 # from SECRET_KEY (every process must share the secret).
                 "symmetric_encryption_keys": [SECRET_KEY],
@@ -340,12 +350,13 @@ VOICE_TTS_JOB_TIMEOUT_MAX = env_float("VOICE_TTS_JOB_TIMEOUT_MAX", 30.0)
 # and shared through Redis (Django's cache) when REDIS_URL is set.
 VOICE_TTS_CACHE_MB = env_int("VOICE_TTS_CACHE_MB", 64)
 VOICE_TTS_CACHE_SHARED = env_bool("VOICE_TTS_CACHE_SHARED", bool(REDIS_URL))
-# "inline": speech in the server process. "worker": `manage.py runworker voice-tts`
-# processes produce replies (needs REDIS_URL).
-VOICE_TTS_DISPATCH = os.environ.get("VOICE_TTS_DISPATCH", "inline")
+# "inline": replies are produced in the server process. "worker": `manage.py
+# runworker voice-replies` processes produce them (needs REDIS_URL). The
+# VOICE_TTS_* names are the old ones, still read.
+VOICE_REPLY_DISPATCH = os.environ.get(env_name("VOICE_REPLY_DISPATCH", "VOICE_TTS_DISPATCH"), "inline")
 # Seconds a worker has to accept a reply before the server produces its text
 # itself (audio_failed).
-VOICE_TTS_WORKER_TIMEOUT = env_float("VOICE_TTS_WORKER_TIMEOUT", 10.0)
+VOICE_REPLY_WORKER_TIMEOUT = env_float(env_name("VOICE_REPLY_WORKER_TIMEOUT", "VOICE_TTS_WORKER_TIMEOUT"), 10.0)
 # Replies one worker process produces at once.
 VOICE_WORKER_CONCURRENCY = env_int("VOICE_WORKER_CONCURRENCY", 4)
 VOICE_MAX_QUERY_CHARS = env_int("VOICE_MAX_QUERY_CHARS", 2000)

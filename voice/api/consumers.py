@@ -16,13 +16,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from ..models import SpeechRequest, SpeechToken
+from ..protocol import Close
 from ..tts import TTSError, get_engine
 from .auth import Caller
 from .views import pcm_stream, record
 
 logger = logging.getLogger(__name__)
 
-CLOSE_BAD_TOKEN = 4401
 PCM_DATA_URI = "data:audio/pcm;base64,"
 
 
@@ -38,7 +38,7 @@ class TokenSynthesisConsumer(AsyncWebsocketConsumer):
             # Accepted only to say why, as docs/api.md promises: a close before
             # accept would reach the client as a bare HTTP 403, with no code.
             await self.send_json({"error": {"code": "invalid_token", "message": "Unknown, used or expired token."}})
-            await self.close(code=CLOSE_BAD_TOKEN)
+            await self.close(code=Close.UNAUTHENTICATED)
             return
         self.task = asyncio.create_task(self.speak(token))
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .numbers import Reader
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
     pattern: str
-    # The words for a match, or None to leave it as written.
-    speak: Callable[[re.Match, Reader], str | None]
+    # The words for a match, or None to leave it as written; the second argument
+    # is what the rule's module reads with (numbers.Reader, for a language).
+    speak: Callable[[re.Match, Any], str | None]
     # A character class for where a match can start: rules sharing one are tried only there.
     starts: str = ""
 

@@ -3,6 +3,7 @@ import inspect
 import ipaddress
 import json
 import socket
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -165,7 +166,7 @@ async def receive_frame(communicator, seconds=20):
     if frame["type"] == "websocket.close":
         return ("close", frame.get("code"))
     if frame.get("bytes") is not None:
-        return ("audio", *protocol.decode_audio_frame(frame["bytes"]))
+        return ("audio", *astuple(protocol.AudioData.from_frame(frame["bytes"])))
     return ("event", json.loads(frame["text"]))
 
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from contextlib import closing
+from dataclasses import astuple
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -215,7 +216,7 @@ class DaphneServer(Process):
 
 
 class WorkerProcess(Process):
-    """``manage.py runworker voice-tts``."""
+    """``manage.py runworker voice-replies``."""
 
     count = 0
 
@@ -224,7 +225,7 @@ class WorkerProcess(Process):
         super().__init__(site, f"worker-{WorkerProcess.count}")
 
     def command(self) -> list[str]:
-        return [sys.executable, "manage.py", "runworker", "voice-tts"]
+        return [sys.executable, "manage.py", "runworker", "voice-replies"]
 
     def ready(self) -> bool:
         # Logged by the speech engine's warm-up, once the worker has loaded.
@@ -298,7 +299,7 @@ def read_frame(socket_, timeout: float) -> tuple:
     """("event", dict) or ("audio", header, bytes), as the test helpers of the consumer."""
     frame = socket_.recv(timeout=timeout)
     if isinstance(frame, bytes):
-        return ("audio", *protocol.decode_audio_frame(frame))
+        return ("audio", *astuple(protocol.AudioData.from_frame(frame)))
     return ("event", json.loads(frame))
 
 

@@ -49,8 +49,8 @@ async def test_the_stop_listener_ends_when_cancelled():
 
 async def test_a_worker_listener_ends_when_cancelled():
     layer = SwallowingLayer()
-    worker = ResilientWorker(application=None, channels=["voice-tts"], channel_layer=layer)
-    listening = asyncio.create_task(worker.listener("voice-tts"))
+    worker = ResilientWorker(application=None, channels=["voice-replies"], channel_layer=layer)
+    listening = asyncio.create_task(worker.listener("voice-replies"))
     await layer.receiving.wait()
     assert await ends_when_cancelled(listening)
 

@@ -9,9 +9,11 @@ from channels.layers import get_channel_layer
 from voice.history import turns_before
 from voice.models import Message
 from voice.producers import producers, send_stop
+from voice.protocol import ReplyStop
 from voice.publishing import GroupPublisher
-from voice.replies import ChatReply, accept_query
+from voice.replies import ChatReply
 from voice.responders import Turn
+from voice.turns import accept_query
 
 from .conftest import (
     audio_frames,
@@ -121,7 +123,7 @@ async def test_a_stop_that_comes_before_its_reply_is_set_up_still_stops_it(conve
     channel = await registry.listen()
     _query, placeholder = await accept_query(conversation, "Say a lot, please.", "", None)
     assert await database_sync_to_async(placeholder.claim)("server:test", channel)
-    await send_stop(layer, channel, placeholder.pk, Message.Status.CANCELLED, None)
+    await send_stop(layer, channel, ReplyStop(placeholder.pk, Message.Status.CANCELLED))
     await eventually(lambda: placeholder.pk in registry.early_stops)
     stored = await ChatReply(placeholder, GroupPublisher(layer, conversation.group_name)).run()
     assert (stored.status, stored.text) == (Message.Status.CANCELLED, "")

@@ -103,7 +103,7 @@ def test_a_dead_worker_is_noticed_with_no_tab_open(tmp_path):
     site.env.update(
         SLOW,
         REDIS_URL=redis.url,
-        VOICE_TTS_DISPATCH="worker",
+        VOICE_REPLY_DISPATCH="worker",
         VOICE_TTS_PROCESSES="1",
         VOICE_REPLY_STALE_AFTER="2",
         VOICE_REPLY_SWEEP_INTERVAL="0.5",
@@ -133,7 +133,7 @@ def test_a_dead_worker_is_noticed_with_no_tab_open(tmp_path):
 def test_a_worker_stopped_with_sigterm_stores_its_replies(tmp_path):
     site = Site(tmp_path, database="postgres")
     redis = RedisServer(site).start()
-    site.env.update(SLOW, REDIS_URL=redis.url, VOICE_TTS_DISPATCH="worker", VOICE_SHUTDOWN_TIMEOUT="5")
+    site.env.update(SLOW, REDIS_URL=redis.url, VOICE_REPLY_DISPATCH="worker", VOICE_SHUTDOWN_TIMEOUT="5")
     processes = [redis]
     try:
         site.setup()

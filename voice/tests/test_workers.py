@@ -1,17 +1,20 @@
 """Worker dispatch in one process: a real channel layer (in memory, then Redis) and a real worker server."""
 
 import asyncio
+import dataclasses
 import time
 import uuid
 
 import pytest
 from channels.layers import get_channel_layer
 
-from voice.dispatch import WorkerDispatch
+from voice.dispatch import WORKER_CHANNEL, WorkerDispatch
 from voice.management.commands.runworker import ResilientWorker
 from voice.models import Message
+from voice.protocol import ReplyAccepted
 from voice.publishing import GroupPublisher
-from voice.replies import ChatReply, accept_query
+from voice.replies import ChatReply
+from voice.turns import accept_query
 from voiceproject.asgi import application
 
 from .conftest import audio_frames, connect, events, eventually, receive_frame, until, until_done
@@ -41,14 +44,14 @@ def layer(request, settings):
 
 @pytest.fixture
 def worker_mode(settings, layer):
-    settings.VOICE_TTS_DISPATCH = "worker"
-    settings.VOICE_TTS_WORKER_TIMEOUT = 3
+    settings.VOICE_REPLY_DISPATCH = "worker"
+    settings.VOICE_REPLY_WORKER_TIMEOUT = 3
 
 
 @pytest.fixture
 async def worker(worker_mode):
-    """A speech worker, as `runworker voice-tts` runs it, in this process."""
-    server = ResilientWorker(application=application, channels=["voice-tts"], channel_layer=get_channel_layer())
+    """A reply worker, as `runworker voice-replies` runs it, in this process."""
+    server = ResilientWorker(application=application, channels=[WORKER_CHANNEL], channel_layer=get_channel_layer())
     task = asyncio.create_task(server.handle())
     yield server
     task.cancel()
@@ -79,9 +82,9 @@ async def ask(conversation, user, text):
 
 async def test_worker_and_inline_replies_look_the_same_on_the_wire(conversation, user, tone_engine, settings, layer):
     inline = await ask(conversation, user, "First sentence. Second sentence.")
-    settings.VOICE_TTS_DISPATCH = "worker"
-    settings.VOICE_TTS_WORKER_TIMEOUT = 3
-    server = ResilientWorker(application=application, channels=["voice-tts"], channel_layer=get_channel_layer())
+    settings.VOICE_REPLY_DISPATCH = "worker"
+    settings.VOICE_REPLY_WORKER_TIMEOUT = 3
+    server = ResilientWorker(application=application, channels=[WORKER_CHANNEL], channel_layer=get_channel_layer())
     task = asyncio.create_task(server.handle())
     try:
         by_worker = await ask(conversation, user, "First sentence. Second sentence.")
@@ -98,7 +101,7 @@ async def test_worker_and_inline_replies_look_the_same_on_the_wire(conversation,
 async def test_without_a_worker_the_text_still_comes_as_audio_failed(conversation, user, tone_engine, worker_mode):
     frames = await ask(conversation, user, "Is anybody there?")
     (error,) = events(frames, "error")
-    assert error["code"] == "tts_timeout"
+    assert error["code"] == "worker_timeout"
     assert "".join(e["text"] for e in events(frames, "reply.delta")) == "Is anybody there?"
     assert events(frames, "reply.done")[0]["status"] == "audio_failed"
     reply = await Message.objects.aget(role="assistant")
@@ -117,17 +120,16 @@ async def job_for(conversation, text: str, deadline_in: float, claimed_by: str =
         await asyncio.to_thread(reply.claim, claimed_by)
     layer = get_channel_layer()
     dispatch = WorkerDispatch(ChatReply(reply, GroupPublisher(layer, conversation.group_name)), "nobody!listens")
-    job = dispatch.job()
-    job["deadline"] = time.time() + deadline_in
-    return job, reply
+    job = dataclasses.replace(dispatch.job(), deadline=time.time() + deadline_in)
+    return job.to_event(), reply
 
 
 async def test_a_worker_leaves_jobs_past_their_deadline(conversation, tone_engine, worker):
     expired, left_alone = await job_for(conversation, "Asked long ago.", deadline_in=-1)
     fresh, produced = await job_for(conversation, "Asked just now.", deadline_in=10)
     layer = get_channel_layer()
-    await layer.send("voice-tts", expired)
-    await layer.send("voice-tts", fresh)
+    await layer.send(WORKER_CHANNEL, expired)
+    await layer.send(WORKER_CHANNEL, fresh)
     # Jobs are taken in order: once the fresh one is done, the expired one was seen.
     await eventually(lambda: Message.objects.filter(pk=produced.pk, status="complete").aexists())
     left_alone = await Message.objects.aget(pk=left_alone.pk)
@@ -138,8 +140,8 @@ async def test_a_worker_leaves_a_reply_another_process_claimed(conversation, ton
     taken, claimed = await job_for(conversation, "Answered elsewhere.", deadline_in=10, claimed_by="server:x:1")
     fresh, produced = await job_for(conversation, "Asked just now.", deadline_in=10)
     layer = get_channel_layer()
-    await layer.send("voice-tts", taken)
-    await layer.send("voice-tts", fresh)
+    await layer.send(WORKER_CHANNEL, taken)
+    await layer.send(WORKER_CHANNEL, fresh)
     await eventually(lambda: Message.objects.filter(pk=produced.pk, status="complete").aexists())
     claimed = await Message.objects.aget(pk=claimed.pk)
     assert (claimed.produced_by, claimed.status, claimed.text) == ("server:x:1", "streaming", "")
@@ -167,9 +169,9 @@ async def test_a_worker_that_dies_after_accepting_is_noticed_by_its_heartbeat(
     layer = get_channel_layer()
 
     async def accept_and_die():
-        job = await layer.receive("voice-tts")
+        job = await layer.receive(WORKER_CHANNEL)
         await asyncio.to_thread(Message(pk=job["message_id"]).claim, "worker:elsewhere:1", "nowhere!")
-        await layer.send(job["reply_to"], {"type": "tts.accepted", "message_id": job["message_id"]})
+        await layer.send(job["reply_to"], ReplyAccepted(job["message_id"]).to_event())
 
     doomed = asyncio.create_task(accept_and_die())
     frames = await ask(conversation, user, "Hello?")
@@ -184,7 +186,7 @@ async def test_a_worker_that_dies_after_accepting_is_noticed_by_its_heartbeat(
 async def test_a_reply_stopped_before_any_worker_takes_it_never_starts(
     conversation, user, tone_engine, worker_mode, settings
 ):
-    settings.VOICE_TTS_WORKER_TIMEOUT = 0.5
+    settings.VOICE_REPLY_WORKER_TIMEOUT = 0.5
     tab = await connect(conversation, user)
     await tab.send_json_to({"type": "query", "text": "Never mind."})
     placeholder = (await until(tab, lambda e: e["type"] == "message" and e["message"]["role"] == "assistant"))[-1]

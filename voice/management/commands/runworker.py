@@ -14,6 +14,7 @@ from channels.management.commands.runworker import Command as ChannelsRunworker
 from channels.worker import Worker
 
 from voice import lifecycle
+from voice.dispatch import WORKER_CHANNEL
 from voice.layers import CHANNEL_LAYER_ERRORS, raise_if_cancelled
 
 logger = logging.getLogger("voice.worker")
@@ -21,7 +22,7 @@ logger = logging.getLogger("voice.worker")
 
 class ResilientWorker(Worker):
     # Short, so that jobs sent right after Redis returns are taken well within
-    # VOICE_TTS_WORKER_TIMEOUT; a connection attempt every 2 s costs nothing.
+    # VOICE_REPLY_WORKER_TIMEOUT; a connection attempt every 2 s costs nothing.
     max_backoff = 2.0
 
     async def handle(self):
@@ -69,6 +70,18 @@ class ResilientWorker(Worker):
             await queue.put(message)
 
 
+# The channel's name before it was voice-replies: old service files keep working.
+CHANNEL_ALIASES = {"voice-tts": WORKER_CHANNEL}
+
+
 class Command(ChannelsRunworker):
-    help = "Run a worker for the given channels (for this project: voice-tts), surviving Redis outages."
+    help = f"Run a worker for the given channels (for this project: {WORKER_CHANNEL}), surviving Redis outages."
     worker_class = ResilientWorker
+
+    def handle(self, *args, **options):
+        channels = []
+        for channel in options["channels"]:
+            if channel in CHANNEL_ALIASES:
+                logger.warning("The channel %s is now called %s", channel, CHANNEL_ALIASES[channel])
+            channels.append(CHANNEL_ALIASES.get(channel, channel))
+        super().handle(*args, **{**options, "channels": channels})

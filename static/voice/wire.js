@@ -1,0 +1,73 @@
+// The chat socket's vocabulary, generated from voice/protocol.py by
+// `manage.py wire_js`: do not edit; a test fails when it is out of date.
+
+/** Client → server event types. */
+export const CLIENT = Object.freeze({
+  QUERY: "query",
+  CANCEL: "cancel",
+  HEARD: "heard",
+  SPEECH_START: "speech.start",
+  SPEECH_END: "speech.end",
+  SPEECH_CANCEL: "speech.cancel",
+});
+
+/** Server → client event types. */
+export const SERVER = Object.freeze({
+  MESSAGE: "message",
+  REPLY_DELTA: "reply.delta",
+  QUEUED: "queued",
+  AUDIO_START: "audio.start",
+  AUDIO_CHUNK: "audio.chunk",
+  AUDIO_END: "audio.end",
+  REPLY_DONE: "reply.done",
+  TRANSCRIPT: "transcript",
+  ERROR: "error",
+});
+
+/** WebSocket close codes. */
+export const CLOSE = Object.freeze({
+  UNAUTHENTICATED: 4401,
+  FORBIDDEN: 4403,
+  NOT_FOUND: 4404,
+  UNAVAILABLE: 4503,
+});
+
+/** A message's status. */
+export const STATUS = Object.freeze({
+  STREAMING: "streaming",
+  COMPLETE: "complete",
+  AUDIO_FAILED: "audio_failed",
+  CANCELLED: "cancelled",
+  INTERRUPTED: "interrupted",
+  FAILED: "failed",
+});
+
+/** Errors about an utterance: nothing was stored. */
+export const SPEECH_ERRORS = Object.freeze([
+  "speech_not_started",
+  "bad_audio_format",
+  "utterance_too_long",
+  "speech_rate_limited",
+  "no_speech",
+  "bad_audio",
+  "unknown_language",
+  "stt_failed",
+  "stt_unavailable",
+  "stt_busy",
+  "stt_timeout",
+]);
+
+/** Of those, the ones that end the recording itself. */
+export const RECORDING_ERRORS = Object.freeze([
+  "speech_not_started",
+  "bad_audio_format",
+  "utterance_too_long",
+  "speech_rate_limited",
+]);
+
+/** The one audio format voice input takes. */
+export const SPEECH_FORMAT = "pcm_s16le";
+export const SPEECH_RATE = 16000;
+
+/** A conversation's title: its first query, on one line, at most this many characters. */
+export const TITLE_CHARS = 80;
