@@ -230,10 +230,12 @@ async def burst(client, texts: list[str]) -> list[float]:
 
 def ideal_burst(texts: list[str], processes: int) -> list[float]:
     """Completion times of the first segments of ``texts``, back to back on a pool of the same size alone."""
-    from voice.pool import SlotPool
+    from voice.pool import Output, SlotPool, Work
     from voice.scheduling import DEADLINE, Job
+    from voice.tts.service import FAILURES, synthesize_in_slot, warm_up
 
-    pool = SlotPool(processes, processes=True, policy=DEADLINE, warm=[("synthesize", "piper", None)]).start()
+    warm = [Work.of(warm_up, "piper", None, True)]
+    pool = SlotPool(processes, processes=True, policy=DEADLINE, failures=FAILURES, warm=warm).start()
     try:
         pool.wait_ready(120)
         firsts = [segments(text)[0] for text in texts]
@@ -242,13 +244,13 @@ def ideal_burst(texts: list[str], processes: int) -> list[float]:
         started = time.perf_counter()
 
         def deliver(item):
-            if item[0] != "chunk":
+            if not isinstance(item, Output):
                 done.append(time.perf_counter() - started)
                 if len(done) == len(firsts):
                     all_done.set()
 
         for text in firsts:
-            pool.submit(Job(task=("synthesize", "piper", "", 1.0, text), due=0.0, deliver=deliver))
+            pool.submit(Job(work=Work.of(synthesize_in_slot, "piper", "", 1.0, text), due=0.0, deliver=deliver))
         all_done.wait(120)
         return sorted(done)
     finally:

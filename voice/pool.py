@@ -1,23 +1,20 @@
 """Where model work runs: a few supervised processes (or threads), fed by a job queue.
 
-Speech synthesis and transcription both run here, each in a pool of its own
-(``voice.tts.service``, ``voice.stt.service``). Each slot runs one job at a
-time. By default a slot is a child process holding its loaded models: a job
-that runs past its time limit gets its process killed and replaced
-(``timeout``), a process that crashes is replaced, and no job can hang a reply,
-a socket or the server's shutdown. Pools of threads of this process are the
-lighter alternative (a hung job then holds its thread for good; a new thread
-takes its place).
+The pool knows no engine: it runs the ``Work`` it is given, and its user says
+what a failure means to its callers (``Failures``); speech synthesis and
+transcription each run in a pool of their own (``voice.tts.service``,
+``voice.stt.service``). Each slot runs one job at a time. By default a slot is
+a child process holding its loaded models: a job that runs past its time limit
+gets its process killed and replaced (``timeout``), a process that crashes is
+replaced, and no job can hang a reply, a socket or the server's shutdown. Pools
+of threads of this process are the lighter alternative (a hung job then holds
+its thread for good; a new thread takes its place).
 
 One dispatcher thread hands the next job (``scheduling.JobQueue``) to the next
 free slot and enforces time limits. Results go back through each job's
-``deliver`` callable, from whichever thread has them: ``("chunk", AudioChunk)``
-any number of times, then ``("result", value)`` or nothing, then ``("done",)``;
-or ``("error", VoiceError)``.
-
-A job's ``task`` is a plain tuple, so that it can cross to a process:
-``("synthesize", engine, voice, speed, text)`` or ``("transcribe", engine,
-pcm, language)``.
+``deliver`` callable, from whichever thread has them: ``Output`` any number of
+times, then ``Done`` or ``Failed``. These messages, and ``Work``, are plain
+data: the same objects cross the pipe to and from a process.
 """
 
 from __future__ import annotations
@@ -33,76 +30,118 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from .audio import AudioChunk
-from .exceptions import STTError, TTSError, VoiceError
+from django.utils.module_loading import import_string
+
+from .exceptions import VoiceError
 from .scheduling import Cores, Job, JobQueue
 
 logger = logging.getLogger(__name__)
 
-WARM_TEXT = "Hello."
 MAX_BACKOFF = 30.0
 
 
-class JobTimeout(VoiceError):
-    """A job ran past its time limit; its process was replaced."""
+# --- What goes in and what comes out ------------------------------------------------------
+@dataclass(frozen=True)
+class Work:
+    """What a job does: call the module-level function at dotted path ``function`` with ``args``.
+
+    The slot imports the function where it runs (a child process, or a thread
+    here). It returns what the caller gets, piece by piece: an iterable (a
+    generator, typically), or None for nothing.
+    """
+
+    function: str
+    args: tuple = ()
+
+    @classmethod
+    def of(cls, function: Callable, *args: Any) -> Work:
+        """The work of calling ``function``, a module-level one (a process imports it), with ``args``."""
+        return cls(f"{function.__module__}.{function.__qualname__}", args)
+
+    def run(self) -> Iterable[Any]:
+        """Call the function, imported where this runs; its outputs."""
+        return import_string(self.function)(*self.args) or ()
 
 
-class SlotCrashed(VoiceError):
-    """The process running a job died."""
+@dataclass(frozen=True)
+class Ready:
+    """A process has done its warm-up work and takes jobs."""
 
 
-def failure(task: tuple, kind: type[VoiceError], detail: str) -> VoiceError:
-    """The error to report for a task that never finished, in the terms of its kind of work."""
-    if task[0] == "synthesize":
-        if kind is JobTimeout:
-            return TTSError(
-                detail, code="tts_timeout", public_message="Speech took too long; the reply continues as text."
-            )
-        return TTSError(detail)
-    if kind is JobTimeout:
-        return STTError(detail, code="stt_timeout", public_message="Listening took too long; please try again.")
-    return STTError(detail)
+@dataclass(frozen=True)
+class Output:
+    """One piece of what the work produces (an audio chunk, a transcript)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Done:
+    """The work finished."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The work did not finish: ``error`` says why, in the caller's terms."""
+
+    error: VoiceError
+
+    def __reduce__(self):
+        # Across the pipe the error keeps its class, message and attributes, without
+        # calling its __init__ (whose arguments need not be its message: ``BadSpeed``).
+        return _failed, (type(self.error), str(self.error), vars(self.error))
+
+
+def _failed(kind: type[VoiceError], detail: str, attributes: dict) -> Failed:
+    error = kind.__new__(kind, detail)
+    error.__dict__.update(attributes)
+    return Failed(error)
+
+
+Message = Output | Done | Failed
+
+
+@dataclass(frozen=True)
+class Failures:
+    """What a job that did not finish becomes for its callers: given by the pool's user, who knows the work."""
+
+    error: type[VoiceError]  # a crash or an unexpected exception; a VoiceError the work raises stays as it is
+    timeout_code: str
+    timeout_message: str
+
+    def crashed(self, detail: str) -> VoiceError:
+        return self.error(detail)
+
+    def timed_out(self, detail: str) -> VoiceError:
+        return self.error(detail, code=self.timeout_code, public_message=self.timeout_message)
 
 
 # --- The work itself (in a child process, or in a thread) --------------------------------
-def perform(task: tuple, emit: Callable[[tuple], None]) -> None:
-    """Do one task, emitting ("chunk", AudioChunk) pieces and a final ("result", value) if it has one. Blocking."""
-    kind = task[0]
-    if kind == "synthesize":
-        from .tts import get_engine
-
-        _kind, engine, voice, speed, text = task
-        for chunk in get_engine(engine).synthesize(text, voice, speed):
-            emit(("chunk", chunk))
-    elif kind == "transcribe":
-        from .stt import SAMPLE_RATE, get_transcriber
-
-        _kind, engine, pcm, language = task
-        emit(("result", get_transcriber(engine).transcribe(pcm, SAMPLE_RATE, language)))
-    else:
-        raise ValueError(f"Unknown task {kind!r}")
+def attempt(work: Work, emit: Callable[[Output], None], failures: Failures) -> Done | Failed:
+    """Do ``work``, emitting its outputs; how it ended. Blocking."""
+    try:
+        for value in work.run():
+            emit(Output(value))
+        return Done()
+    except VoiceError as exc:
+        return Failed(exc)
+    except Exception as exc:
+        logger.exception("%s failed", work.function)
+        return Failed(failures.crashed(f"{type(exc).__name__}: {exc}"))
 
 
-def warm(tasks: list[tuple], full: bool) -> None:
-    """Load what ``tasks`` need; with ``full``, run each once too (so the first real job is as fast as the next)."""
-    for task in tasks:
+def warm(works: list[Work]) -> None:
+    """Run each of ``works`` once (loading models, say), so that the first real job is as fast as the next."""
+    for work in works:
         try:
-            if task[0] == "synthesize":
-                from .tts import get_engine
-
-                engine = get_engine(task[1])
-                voice = engine.prepare(task[2]).id
-                if full:
-                    for _chunk in engine.synthesize(WARM_TEXT, voice):
-                        pass
-            elif task[0] == "transcribe":
-                from .stt import get_transcriber
-
-                get_transcriber(task[1]).prepare()
+            for _output in work.run():
+                pass
         except Exception:
-            logger.exception("Warming up %s failed", task)
+            logger.exception("Warming up with %s failed", work.function)
 
 
 class SlotPool:
@@ -112,18 +151,21 @@ class SlotPool:
         *,
         processes: bool,
         policy: str,
-        warm: list[tuple] | None = None,
+        failures: Failures,
+        warm: list[Work] | None = None,
         on_event: Callable[[str, float], None] | None = None,
         name: str = "voice-pool",
         cores: Cores | None = None,
     ) -> None:
-        """``warm``: tasks every slot loads (and runs once) before it takes jobs, e.g. ("synthesize", "piper", None).
+        """``warm``: work every slot runs once before it takes jobs (loading its models, say).
 
+        ``failures``: what a job that times out or crashes becomes for its caller.
         ``on_event(name, value)`` hears about "started" (queue wait), "timeout", "restart" and "crash".
         ``cores``: a job starts only once it holds one of them (shared with the local model, by deadline).
         """
         self.queue = JobQueue(policy)
         self.cores = cores
+        self.failures = failures
         self.warm = warm or []
         self.name = name
         self.on_event = on_event or (lambda name, value: None)
@@ -169,7 +211,7 @@ class SlotPool:
 
     def submit(self, job: Job) -> None:
         if self._closed:
-            raise failure(job.task, SlotCrashed, "The pool is closed.")
+            raise self.failures.crashed("The pool is closed.")
         self.queue.put(job)
 
     @property
@@ -219,11 +261,13 @@ class SlotPool:
         for slot in self.slots:
             job = slot.job
             if job is not None and job.started_at is not None and now - job.started_at > job.time_limit:
-                logger.warning("A %s job ran past %.1f s: replacing slot %s", job.task[0], job.time_limit, slot.index)
+                logger.warning(
+                    "A job (%s) ran past %.1f s: replacing slot %s", job.work.function, job.time_limit, slot.index
+                )
                 self.on_event("timeout", 1)
                 slot.job = None
                 self._release_core(job)
-                job.deliver(("error", failure(job.task, JobTimeout, f"No result within {job.time_limit:.1f} s.")))
+                job.deliver(Failed(self.failures.timed_out(f"No result within {job.time_limit:.1f} s.")))
                 slot.replace()
 
     def finished(self, slot, job: Job) -> None:
@@ -240,42 +284,25 @@ class SlotPool:
 
 
 # --- Child processes -----------------------------------------------------------------
-def child_main(connection, warm_tasks: list[tuple]) -> None:
-    """A model process: load the models, then do job after job until the parent goes."""
+def child_main(connection, warm_work: list[Work], failures: Failures) -> None:
+    """A model process: do the warm-up work, then job after job until the parent goes."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this process ends
     try:
-        _serve(connection, warm_tasks)
+        _serve(connection, warm_work, failures)
     except (EOFError, OSError):
         return  # the parent is gone: nothing to say, nobody to say it to
 
 
-def _serve(connection, warm_tasks: list[tuple]) -> None:
+def _serve(connection, warm_work: list[Work], failures: Failures) -> None:
     import django
 
     django.setup()
-    warm(warm_tasks, full=True)
-    connection.send(("ready",))
-
-    def emit(item: tuple) -> None:
-        if item[0] == "chunk":
-            chunk = item[1]
-            connection.send(("chunk", chunk.format, chunk.sample_rate, chunk.channels, chunk.data))
-        else:
-            connection.send(item)
-
+    warm(warm_work)
+    connection.send(Ready())
     while True:
-        task = connection.recv()
-        try:
-            perform(task, emit)
-            connection.send(("done",))
-        except VoiceError as exc:
-            connection.send(("error", type(exc).__name__, exc.code, exc.public_message, str(exc)))
-        except (EOFError, OSError):
-            raise
-        except Exception as exc:
-            error = failure(task, SlotCrashed, repr(exc))
-            connection.send(("error", "VoiceError", error.code, error.public_message, repr(exc)))
+        work = connection.recv()
+        connection.send(attempt(work, connection.send, failures))
 
 
 def die_with_parent() -> None:
@@ -288,11 +315,6 @@ def die_with_parent() -> None:
         return
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def rebuild_error(task: tuple, code: str, public: str, detail: str) -> VoiceError:
-    family = TTSError if task[0] == "synthesize" else STTError
-    return family(detail, code=code, public_message=public)
 
 
 class ProcessSlot:
@@ -334,7 +356,10 @@ class ProcessSlot:
         """Run one process until it ends; fail the job it had. Returns its exit code."""
         parent, child = self.context.Pipe()
         process = self.context.Process(
-            target=child_main, args=(child, self.pool.warm), name=f"{self.pool.name}-{self.index}", daemon=True
+            target=child_main,
+            args=(child, self.pool.warm, self.pool.failures),
+            name=f"{self.pool.name}-{self.index}",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -345,10 +370,10 @@ class ProcessSlot:
         job, self.job = self.job, None
         if job is not None:
             if self._reason == "timeout":
-                error = failure(job.task, JobTimeout, f"Killed after {job.time_limit:.1f} s.")
+                error = self.pool.failures.timed_out(f"Killed after {job.time_limit:.1f} s.")
             else:
-                error = failure(job.task, SlotCrashed, f"The model process died (exit code {process.exitcode}).")
-            job.deliver(("error", error))
+                error = self.pool.failures.crashed(f"The model process died (exit code {process.exitcode}).")
+            job.deliver(Failed(error))
             self.pool.finished(self, job)
         return process.exitcode
 
@@ -358,29 +383,23 @@ class ProcessSlot:
                 message = connection.recv()
             except (EOFError, OSError):
                 return
-            kind = message[0]
-            if kind == "ready":
+            except Exception:  # a message that cannot be rebuilt here: the process is of no more use
+                logger.exception("%s process %s sent what cannot be read", self.pool.name, self.index)
+                self.process.kill()
+                return
+            if isinstance(message, Ready):
                 self.ready = True
                 self.pool.became_ready()
                 continue
             job = self.job
             if job is None:
                 continue  # results of a job given up on (a time limit ran out meanwhile)
-            if kind == "chunk":
-                _kind, format_, rate, channels, data = message
-                job.deliver(("chunk", AudioChunk(data=data, sample_rate=rate, format=format_, channels=channels)))
-            elif kind == "result":
-                job.deliver(message)
-            elif kind == "done":
-                job.deliver(("done",))
-                self.pool.finished(self, job)
-            elif kind == "error":
-                _kind, _name, code, public, detail = message
-                job.deliver(("error", rebuild_error(job.task, code, public, detail)))
+            job.deliver(message)
+            if isinstance(message, (Done, Failed)):
                 self.pool.finished(self, job)
 
     def run(self, job: Job) -> None:
-        self.connection.send(job.task)
+        self.connection.send(job.work)
 
     def replace(self) -> None:
         """Kill the process (its job ran out of time); the supervisor starts another."""
@@ -412,26 +431,19 @@ class ThreadSlot:
         ).start()
 
     def _work(self, inbox: queue.SimpleQueue) -> None:
-        warm(self.pool.warm, full=False)
+        warm(self.pool.warm)
         self.ready = True
         self.pool.became_ready()
         while (job := inbox.get()) is not None:
 
-            def emit(item: tuple, job: Job = job) -> None:
+            def emit(output: Output, job: Job = job) -> None:
                 if inbox is self._inbox:  # else given up on: another thread has this slot now
-                    job.deliver(item)
+                    job.deliver(output)
 
-            try:
-                perform(job.task, emit)
-                result = ("done",)
-            except VoiceError as exc:
-                result = ("error", exc)
-            except Exception as exc:
-                logger.exception("A %s job failed", job.task[0])
-                result = ("error", failure(job.task, SlotCrashed, f"{type(exc).__name__}: {exc}"))
+            end = attempt(job.work, emit, self.pool.failures)
             if inbox is not self._inbox:
                 return
-            job.deliver(result)
+            job.deliver(end)
             self.pool.finished(self, job)
 
     def run(self, job: Job) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 # English speech at speed 1: about 14 characters a second (Piper's voices, measured).
 CHARS_PER_SECOND = 14.0
@@ -30,9 +31,9 @@ POLICIES = (DEADLINE, FIFO)
 class Job:
     """One piece of model work (``voice.pool``), and where its results go."""
 
-    task: tuple  # e.g. ("synthesize", engine, voice, speed, text): plain data, to cross to a process
+    work: Any  # what to run: a ``voice.pool.Work``, plain data, to cross to a process
     due: float  # time.monotonic() by which its result is needed
-    deliver: Callable[[tuple], None]  # called from pool threads with what the pool produces
+    deliver: Callable[[Any], None]  # called from pool threads with what the pool produces (``voice.pool.Message``)
     time_limit: float = 30.0
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None

@@ -5,7 +5,8 @@
 process) and returns its ``Transcript``. A transcription that runs past its
 time limit gets its process replaced; none can hang a socket or the server.
 The service is built from the settings on first use and rebuilt when they
-change (tests).
+change (tests). The pool knows no engine: the work it runs for listening and
+what a failed job becomes (``FAILURES``) are defined here.
 """
 
 from __future__ import annotations
@@ -17,9 +18,23 @@ from django.conf import settings
 
 from ..exceptions import TranscriberBusy
 from ..plugins import ProcessService
-from ..pool import SlotPool
+from ..pool import Failed, Failures, Message, Output, SlotPool, Work
 from ..scheduling import DEADLINE, Job
-from .base import SAMPLE_RATE, Transcript
+from . import get_transcriber
+from .base import SAMPLE_RATE, STTError, Transcript
+
+FAILURES = Failures(STTError, timeout_code="stt_timeout", timeout_message="Listening took too long; please try again.")
+
+
+# --- The work, done in a slot of the pool (a model process, or a thread) ---------------------------
+def transcribe_in_slot(engine: str, pcm: bytes, language: str | None) -> tuple[Transcript]:
+    """What ``engine`` hears in ``pcm``: the one output of this work."""
+    return (get_transcriber(engine).transcribe(pcm, SAMPLE_RATE, language),)
+
+
+def warm_up(engine: str) -> None:
+    """Load the engine's model."""
+    get_transcriber(engine).prepare()
 
 
 def time_limit(pcm: bytes) -> float:
@@ -36,7 +51,8 @@ class Transcription:
             processes or 1,
             processes=processes > 0,
             policy=DEADLINE,
-            warm=[("transcribe", self.engine)],
+            failures=FAILURES,
+            warm=[Work.of(warm_up, self.engine)],
             name="voice-stt",
         )
 
@@ -58,14 +74,14 @@ class Transcription:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future = loop.create_future()
 
-        def deliver(item: tuple) -> None:
+        def deliver(message: Message) -> None:
             def settle() -> None:
                 if outcome.done():
                     return
-                if item[0] == "result":
-                    outcome.set_result(item[1])
-                elif item[0] == "error":
-                    outcome.set_exception(item[1])
+                if isinstance(message, Output):
+                    outcome.set_result(message.value)
+                elif isinstance(message, Failed):
+                    outcome.set_exception(message.error)
 
             try:
                 loop.call_soon_threadsafe(settle)
@@ -73,7 +89,7 @@ class Transcription:
                 pass  # the loop is gone: nobody is listening
 
         job = Job(
-            task=("transcribe", self.engine, pcm, language),
+            work=Work.of(transcribe_in_slot, self.engine, pcm, language),
             due=time.monotonic(),
             deliver=deliver,
             time_limit=time_limit(pcm),

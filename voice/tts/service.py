@@ -5,6 +5,8 @@ before comes from the cache at once; any other becomes a job in the pool's
 queue, due when the listener needs it, and comes back chunk by chunk. The
 chat, the workers and the speech API all speak through here; the service is
 built from the settings on first use and rebuilt when they change (tests).
+The pool knows no engine: the work it runs for speech and what a failed job
+becomes (``FAILURES``) are defined here.
 """
 
 from __future__ import annotations
@@ -12,19 +14,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from django.conf import settings
 
 from .. import metrics
 from ..audio import AudioChunk
 from ..plugins import ProcessService
-from ..pool import SlotPool
+from ..pool import Done, Failed, Failures, Message, Output, SlotPool, Work
 from ..scheduling import Job, process_cores
 from . import cache as segment_cache
-from .base import BaseEngine
+from . import get_engine
+from .base import BaseEngine, TTSError
 
 logger = logging.getLogger(__name__)
+
+WARM_TEXT = "Hello."
+
+FAILURES = Failures(
+    TTSError, timeout_code="tts_timeout", timeout_message="Speech took too long; the reply continues as text."
+)
+
+
+# --- The work, done in a slot of the pool (a model process, or a thread) ---------------------------
+def synthesize_in_slot(engine: str, voice: str, speed: float, text: str) -> Iterator[AudioChunk]:
+    """``text`` said by ``engine`` (its ``key``), chunk by chunk."""
+    return get_engine(engine).synthesize(text, voice, speed)
+
+
+def warm_up(engine: str, voice: str | None, speak: bool) -> None:
+    """Load the engine and its voice; with ``speak``, say a phrase once too (the first real job is then as fast)."""
+    loaded = get_engine(engine)
+    voice = loaded.prepare(voice).id
+    if speak:
+        for _chunk in loaded.synthesize(WARM_TEXT, voice):
+            pass
 
 
 def time_limit(text: str) -> float:
@@ -40,7 +64,9 @@ class Synthesis:
             processes or settings.VOICE_TTS_THREADS,
             processes=processes > 0,
             policy=settings.VOICE_TTS_SCHEDULING,
-            warm=[("synthesize", settings.VOICE_TTS_ENGINE, settings.VOICE_TTS_VOICE or None)],
+            failures=FAILURES,
+            # A model process says a phrase once too; a thread of this process only loads.
+            warm=[Work.of(warm_up, settings.VOICE_TTS_ENGINE, settings.VOICE_TTS_VOICE or None, processes > 0)],
             on_event=metrics.pool_event,
             name="voice-tts",
             cores=process_cores(settings.VOICE_CPU_CORES),
@@ -79,14 +105,14 @@ class Synthesis:
         loop = asyncio.get_running_loop()
         results: asyncio.Queue = asyncio.Queue()
 
-        def deliver(item: tuple) -> None:
+        def deliver(message: Message) -> None:
             try:
-                loop.call_soon_threadsafe(results.put_nowait, item)
+                loop.call_soon_threadsafe(results.put_nowait, message)
             except RuntimeError:
                 pass  # the loop is gone: nobody is listening
 
         job = Job(
-            task=("synthesize", engine.key, voice, speed, text),
+            work=Work.of(synthesize_in_slot, engine.key, voice, speed, text),
             due=time.monotonic() if due is None else due,
             deliver=deliver,
             time_limit=time_limit(text),
@@ -96,14 +122,14 @@ class Synthesis:
         chunks: list[AudioChunk] = []
         try:
             while True:
-                kind, *payload = await results.get()
-                if kind == "chunk":
-                    chunks.append(payload[0])
-                    yield payload[0]
-                elif kind == "done":
-                    break
-                else:
-                    raise payload[0]
+                match await results.get():
+                    case Output(value=chunk):
+                        chunks.append(chunk)
+                        yield chunk
+                    case Done():
+                        break
+                    case Failed(error=error):
+                        raise error
         finally:
             # An interrupted reply: a job that has not started is dropped; one running finishes unheard.
             job.cancel()
