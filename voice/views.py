@@ -163,6 +163,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         # The markdown of each reply, for highlighting the sentence being spoken.
         "reply_sources": {m.pk: m.text for m in messages if m.role == Message.Role.ASSISTANT},
         "max_query_chars": settings.VOICE_MAX_QUERY_CHARS,
+        "title_form": ConversationTitleForm(instance=conversation),
     }
     return render(request, "voice/chat.html", context)
 

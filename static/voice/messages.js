@@ -6,14 +6,15 @@
 import { clearMarks, markSpan } from "./highlight.js";
 import { icon, iconButton, setIcon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
+import { STATUS } from "./wire.js";
 
 const STATUS_TEXT = {
-  streaming: "",
-  complete: "",
-  audio_failed: "Audio failed",
-  cancelled: "Cancelled",
-  interrupted: "Interrupted",
-  failed: "Reply failed",
+  [STATUS.STREAMING]: "",
+  [STATUS.COMPLETE]: "",
+  [STATUS.AUDIO_FAILED]: "Audio failed",
+  [STATUS.CANCELLED]: "Cancelled",
+  [STATUS.INTERRUPTED]: "Interrupted",
+  [STATUS.FAILED]: "Reply failed",
 };
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -30,6 +31,45 @@ function setTime(element, iso) {
   element.dateTime = iso;
   element.textContent = timeFormat.format(date);
   element.title = dateTimeFormat.format(date);
+}
+
+/** A message's <li>: its bubble holding its text element (a <p> by default), then whatever ``rest`` is. */
+function messageItem(className, { textTag = "p", textClass = "message__text", extra = [], rest = [] } = {}) {
+  const item = document.createElement("li");
+  item.className = className;
+  const bubble = document.createElement("div");
+  bubble.className = "message__bubble";
+  const text = document.createElement(textTag);
+  text.className = textClass;
+  bubble.append(text, ...extra);
+  item.append(bubble, ...rest);
+  return { item, text };
+}
+
+/**
+ * A query of this tab's that the server has not stored yet, shown as the user's message it will
+ * become: ``modifier`` "pending" (typed, waiting for the connection) or "provisional" (being said;
+ * its words arrive as they are heard), with ``note`` below it.
+ */
+function unstoredBubble(modifier, text, note) {
+  const meta = document.createElement("div");
+  meta.className = "message__meta";
+  meta.textContent = note;
+  const { item, text: body } = messageItem(`message message--user message--${modifier}`, { rest: [meta] });
+  body.textContent = text;
+  return item;
+}
+
+/** An icon with its name for screen readers (and as a tooltip): "Speaking", "Spoken". */
+function labelledIcon(name, className, label) {
+  const span = document.createElement("span");
+  span.className = className;
+  span.title = label;
+  const hidden = document.createElement("span");
+  hidden.className = "visually-hidden";
+  hidden.textContent = label;
+  span.append(icon(name), hidden);
+  return span;
 }
 
 /** What a message's player plays, in its controls' names: a reply, or the user's own recording. */
@@ -74,7 +114,8 @@ export class MessageList {
 
   /** Ids of the replies shown as not finished. */
   unfinishedIds() {
-    return [...this.list.querySelectorAll('.message[data-status="streaming"]')].map((item) => Number(item.dataset.messageId));
+    const unfinished = this.list.querySelectorAll(`.message[data-status="${STATUS.STREAMING}"]`);
+    return [...unfinished].map((item) => Number(item.dataset.messageId));
   }
 
   source(messageId) {
@@ -84,46 +125,29 @@ export class MessageList {
 
   // --- Building ---------------------------------------------------------------
   #create(message) {
-    const item = document.createElement("li");
-    item.className = `message message--${message.role}`;
-    item.dataset.messageId = String(message.id);
-    item.dataset.number = String(message.number ?? this.#nextNumber(message));
-    const bubble = document.createElement("div");
-    bubble.className = "message__bubble";
-    const text = document.createElement(message.role === "assistant" ? "div" : "p");
-    text.className = message.role === "assistant" ? "message__text markdown" : "message__text";
-    bubble.append(text);
+    const assistant = message.role === "assistant";
     const meta = document.createElement("div");
     meta.className = "message__meta";
-    const time = document.createElement("time");
-    meta.append(time);
-    if (message.role === "assistant") {
-      const speaking = document.createElement("span");
-      speaking.className = "message__speaking";
-      speaking.title = "Speaking";
-      const label = document.createElement("span");
-      label.className = "visually-hidden";
-      label.textContent = "Speaking";
-      speaking.append(icon("volume"), label);
+    const { item } = messageItem(`message message--${message.role}`, {
+      textTag: assistant ? "div" : "p",
+      textClass: assistant ? "message__text markdown" : "message__text",
+      rest: [meta],
+    });
+    item.dataset.messageId = String(message.id);
+    item.dataset.number = String(message.number ?? this.#nextNumber(message));
+    meta.append(document.createElement("time"));
+    if (assistant) {
       const status = document.createElement("span");
       status.className = "message__status";
-      meta.append(speaking, status);
+      meta.append(labelledIcon("volume", "message__speaking", "Speaking"), status);
     } else if (message.is_voice) {
-      const spoken = document.createElement("span");
-      spoken.className = "message__voice";
-      spoken.title = "Spoken";
-      const label = document.createElement("span");
-      label.className = "visually-hidden";
-      label.textContent = "Spoken";
-      spoken.append(icon("mic"), label);
-      meta.append(spoken);
+      meta.append(labelledIcon("mic", "message__voice", "Spoken"));
     }
     const actions = document.createElement("span");
     actions.className = "message__actions";
-    const whose = message.role === "assistant" ? "reply" : "your message";
+    const whose = assistant ? "reply" : "your message";
     actions.append(iconButton("copy", `Copy ${whose} ${item.dataset.number}`, "message__copy", "Copy"));
     meta.append(actions);
-    item.append(bubble, meta);
     this.#insert(item, message.id);
     return item;
   }
@@ -160,7 +184,7 @@ export class MessageList {
     if (message.duration_ms) item.dataset.durationMs = String(message.duration_ms);
     if (message.role === "assistant") {
       // A streaming reply's text grows by deltas; a longer text (a catch-up) or a final one replaces it.
-      if (message.status !== "streaming" || !existing || message.text.length > this.source(message.id).length) {
+      if (message.status !== STATUS.STREAMING || !existing || message.text.length > this.source(message.id).length) {
         this.#setSource(item, message.text);
       }
       this.#setStatus(item, message);
@@ -175,10 +199,10 @@ export class MessageList {
   }
 
   #setStatus(item, message) {
-    if (message.status === "streaming" && item.dataset.queued !== undefined) return; // still waiting in line
+    if (message.status === STATUS.STREAMING && item.dataset.queued !== undefined) return; // still waiting in line
     delete item.dataset.queued;
     let text = STATUS_TEXT[message.status] ?? message.status;
-    if (message.heard_ms != null && (message.status === "cancelled" || message.status === "interrupted")) {
+    if (message.heard_ms != null && (message.status === STATUS.CANCELLED || message.status === STATUS.INTERRUPTED)) {
       text += ` after ${(message.heard_ms / 1000).toFixed(1)} s`;
     }
     item.querySelector(".message__status").textContent = text;
@@ -251,7 +275,7 @@ export class MessageList {
   /** The reply waits for the model: its place in line, and the likely wait when the server knows it. */
   showQueued(messageId, position, expectedWaitMs) {
     const item = this.item(messageId);
-    if (!item || item.dataset.status !== "streaming") return;
+    if (!item || item.dataset.status !== STATUS.STREAMING) return;
     item.dataset.queued = String(position);
     const ahead = position === 1 ? "you are next" : `${position - 1} ahead of you`;
     const wait = expectedWaitMs == null ? "" : `, about ${Math.max(1, Math.round(expectedWaitMs / 1000))} s`;
@@ -328,20 +352,21 @@ export class MessageList {
     if (this.#thinking()) return;
     document.getElementById("messages-empty")?.remove();
     // Looks like a reply that has no text yet: the same dots (chat.css).
-    const item = document.createElement("li");
-    item.id = "thinking";
-    item.className = "message message--assistant message--thinking";
-    const bubble = document.createElement("div");
-    bubble.className = "message__bubble";
-    const text = document.createElement("div");
-    text.className = "message__text";
     const label = document.createElement("span");
     label.className = "visually-hidden";
     label.textContent = "Thinking…";
-    bubble.append(text, label);
-    item.append(bubble);
+    const { item } = messageItem("message message--assistant message--thinking", { textTag: "div", extra: [label] });
+    item.id = "thinking";
     this.list.append(item);
     this.onrender?.();
+  }
+
+  /** Show a query not stored yet (unstoredBubble); ``beforeThinking``: above the thinking dots, else last. */
+  addUnstored(modifier, text, note, { beforeThinking = false } = {}) {
+    document.getElementById("messages-empty")?.remove();
+    const item = unstoredBubble(modifier, text, note);
+    this.list.insertBefore(item, beforeThinking ? this.#thinking() : null);
+    return item;
   }
 
   /** The reply exists (it shows the dots itself until its first text), or none will come. */

@@ -14,7 +14,9 @@
 // Messages to the main thread: {pcm: ArrayBuffer, rms}. From it: "flush"
 // (post what is buffered now, then {flushed: true}).
 
-const TARGET_RATE = 16000;
+import { SPEECH_RATE } from "./wire.js";
+
+const TARGET_RATE = SPEECH_RATE; // 16 kHz: the one rate voice input takes
 const CHUNK_SAMPLES = TARGET_RATE / 10; // 100 ms
 const TAPS = 64;
 

@@ -1,14 +1,13 @@
 // Voice input: the microphone, captured and cut into 16 kHz PCM16 chunks
 // (mic-worklet.js does that on the audio thread), and the push-to-talk
-// gestures of the mic button. chat.js streams the chunks on the chat socket
-// (docs/protocol.md, "Voice input") and shows what is heard.
+// gestures of the mic button. voice-input.js streams the chunks on the chat
+// socket (docs/protocol.md, "Voice input") and shows what is heard.
 //
 // Gestures: hold the button (or Space, when the focus is not in a text field
 // or on another control) to talk, release to send; a quick tap (under
 // TAP_MS) starts instead, and a second tap sends; Enter on the focused button
 // toggles; Escape throws the utterance away.
 
-export const SAMPLE_RATE = 16000;
 export const TAP_MS = 300;
 const WORKLET = new URL("./mic-worklet.js", import.meta.url);
 const FLUSH_WAIT_MS = 500; // at most, for the last partial chunk when recording stops

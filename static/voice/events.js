@@ -1,0 +1,118 @@
+// What the server says on the chat socket (docs/protocol.md, "Server → client"),
+// dispatched: shown in the list, played, announced; and what happened while
+// the socket was not joined, fetched.
+
+import { settleQuery } from "./composer.js";
+import { getJson } from "./http.js";
+import { announce, chat, follower, list, showError } from "./page.js";
+import { cancelEvent, decodeBase64Chunk, heardEvent } from "./protocol.js";
+import { session } from "./session.js";
+import { connection } from "./socket.js";
+import { interruptPlayback, onAudio, playHere, player, record } from "./speaking.js";
+import { onTranscript, voiceRefused, voiceStored } from "./voice-input.js";
+import { SERVER, STATUS } from "./wire.js";
+
+const KEEP_ANNOUNCED = 100; // ids of replies already announced
+const announced = new Set();
+
+/** A finished reply is read out once, politely, whole (never token by token). */
+function announceReply(message) {
+  if (message.role !== "assistant" || message.status === STATUS.STREAMING || announced.has(message.id)) return;
+  if (message.status !== STATUS.COMPLETE && message.status !== STATUS.AUDIO_FAILED) return;
+  announced.add(message.id);
+  if (announced.size > KEEP_ANNOUNCED) announced.delete(announced.values().next().value);
+  const item = list.item(message.id);
+  const words = item?.querySelector(".message__text").textContent.trim() ?? "";
+  if (words) announce(`Reply: ${words.length > 600 ? `${words.slice(0, 600)}…` : words}`);
+}
+
+/** What happened while the socket was not joined (finished replies, other tabs' queries). */
+export async function catchUp() {
+  const unfinished = list.unfinishedIds();
+  const after = unfinished.length ? Math.min(...unfinished) - 1 : list.lastId;
+  try {
+    const { messages } = await getJson(`/c/${session.conversationId}/messages/`, { after });
+    for (const message of messages) {
+      list.upsert(message);
+      if (message.status !== STATUS.STREAMING) {
+        record(message.id).done ??= { message_id: message.id, status: message.status, caughtUp: true };
+      }
+    }
+    chat.dataset.caughtUp = String(Date.now());
+    follower.grew();
+  } catch (error) {
+    showError(`Could not catch up after reconnecting: ${error.message}`);
+  }
+}
+
+export function onEvent(event) {
+  switch (event.type) {
+    case SERVER.MESSAGE:
+      onMessage(event);
+      break;
+    case SERVER.REPLY_DELTA:
+      list.appendDelta(event.message_id, event.text);
+      break;
+    case SERVER.QUEUED:
+      list.showQueued(event.message_id, event.position, event.expected_wait_ms);
+      break;
+    case SERVER.AUDIO_CHUNK:
+      onAudio(decodeBase64Chunk(event));
+      break;
+    case SERVER.AUDIO_END:
+      record(event.message_id).audioEnd = event;
+      list.setDuration(event.message_id, event.duration_ms);
+      break;
+    case SERVER.REPLY_DONE:
+      record(event.message_id).done = event;
+      chat.dataset.lastStatus = event.status;
+      list.stopThinking();
+      if (event.status === STATUS.INTERRUPTED || event.status === STATUS.CANCELLED) {
+        // Stopped from any tab: no more of it plays here.
+        playHere.delete(event.message_id);
+        player.stopMessage(event.message_id);
+      }
+      break;
+    case SERVER.TRANSCRIPT:
+      onTranscript(event);
+      break;
+    case SERVER.ERROR:
+      // Refused: nothing was stored (an utterance, or the typed query in flight).
+      if (!event.message_id && !voiceRefused(event)) settleQuery(true);
+      showError(event.message);
+      break;
+    default:
+      break; // audio.start: nothing to show
+  }
+}
+
+function onMessage(event) {
+  const message = event.message;
+  if (message.role === "user") {
+    if (event.requested_here) {
+      if (!voiceStored(message)) settleQuery();
+      showError("");
+    } else {
+      // Another tab asked something: it interrupts what this tab is saying.
+      const interrupted = interruptPlayback();
+      if (interrupted) connection.send(heardEvent(interrupted));
+    }
+  }
+  if (event.requested_here && message.role === "assistant" && message.status === STATUS.STREAMING) {
+    list.stopThinking();
+    if (session.replyWanted === session.stops) {
+      playHere.add(message.id);
+    } else if (session.replyWanted !== null) {
+      // Stop was pressed after its query went: the reply is not wanted at all.
+      connection.send(cancelEvent());
+    }
+    session.replyWanted = null;
+  }
+  if (message.role === "assistant" && message.status !== STATUS.STREAMING) {
+    // Final. Its reply.done normally follows, but a full channel-layer queue can drop it: this is enough.
+    record(message.id).done ??= { type: SERVER.REPLY_DONE, message_id: message.id, status: message.status, metrics: null };
+  }
+  list.upsert(message);
+  announceReply(message);
+  follower.grew();
+}
