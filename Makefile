@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`.
+# The commands of the README: `make run`, `make test` (the whole suite) and `make test-fast` (the inner loop).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,10 +15,16 @@ LLAMA_WHEELS := $(HOME)/.cache/voice-chat/wheels/llama-$(shell echo '$(LLAMA) $(
 STAMP := $(VENV)/.installed-$(shell { cat requirements.txt requirements-models.txt; echo '$(LLAMA_WHEELS)'; } | cksum | cut -d' ' -f1)
 # The suite runs twice: on SQLite, then on this PostgreSQL (trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/voice
+# Tests run in this many processes (pytest-xdist). Much of the suite waits (for servers to start,
+# for timeouts, for Chromium) rather than computes, so two processes gain even on two cores.
+TEST_WORKERS ?= 2
+# Whole modules to a worker, in the order voice/tests/conftest.py gives (longest first): a module's
+# servers, browser and models start once, in one worker.
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint chromium bench screenshots
+.PHONY: install run test test-fast lint chromium bench screenshots
 
 $(STAMP): requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,12 +62,27 @@ chromium:
 
 # The suite leaves nothing behind: no caches, and its secret key and static
 # files in a scratch DJANGO_DATA_DIR (not var/).
+#
+# Its tiers are folders of voice/tests/: fast/ (no service, no model, no browser), models/, services/
+# and browser/. `make test` runs them all on SQLite, then on PostgreSQL every test whose outcome can
+# depend on the database (--database-tests-only; the rule is touches_the_database in
+# voice/tests/conftest.py): tests that use the test database, and those whose module starts a
+# deployment of its own (servers.Site), which then runs on PostgreSQL too. Not run twice, since they
+# cannot differ: tests that use no database (units, pure model tests), the browser tests (they test the
+# page; the database work behind it is the other tiers' and runs on both), and those marked
+# `deployment`, which pick their database themselves.
 test: install chromium
 	$(BIN)/ruff check --no-cache .
 	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export DJANGO_DATA_DIR="$$data" && set -x && \
-	env -u DATABASE_URL $(BIN)/python -m pytest && \
-	{ set +x; echo "--- the same suite on PostgreSQL (the deployment tests always use it) ---"; set -x; } && \
-	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -m "not deployment"
+	env -u DATABASE_URL $(BIN)/python -m pytest $(XDIST) && \
+	{ set +x; echo "--- on PostgreSQL: the tests that use a database (the deployment tests always use it) ---"; set -x; } && \
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(XDIST) -m "not deployment" --database-tests-only
+
+# The fast tier alone, for the inner loop: no Redis, no PostgreSQL, no browser, no model, no server
+# (voice/tests/fast/conftest.py fails a test there that reaches for one). Under a minute.
+test-fast: install
+	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export DJANGO_DATA_DIR="$$data" && set -x && \
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -n $(TEST_WORKERS) voice/tests/fast
 
 lint: install
 	$(BIN)/ruff check --no-cache .
@@ -72,4 +93,4 @@ bench: install
 
 # The README's screenshots, light and dark, desktop and phone, written into docs/.
 screenshots: install chromium
-	VOICE_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -p no:cacheprovider voice/tests/test_screenshots.py
+	VOICE_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -p no:cacheprovider voice/tests/browser/test_screenshots.py

@@ -1,18 +1,26 @@
-import asyncio
-import inspect
+"""Fixtures and rules for the whole suite, in four tiers (one folder each):
+
+- ``fast/``: pure units, and the reply pipeline and sockets with fakes (test engines, responders and
+  transcribers, the in-memory channel layer, the test database). No Redis, no PostgreSQL of its own, no
+  browser, no model, no server process; ``make test-fast`` runs it, and fast/conftest.py fails a test
+  that reaches for one of them.
+- ``models/``: the real engines in this process or its pools: Piper, Whisper, llama.cpp.
+- ``services/``: real processes and services: Daphne, workers, Redis, a PostgreSQL database of its own,
+  llama.cpp's server, the benchmark.
+- ``browser/``: the page in headless Chromium, against a Daphne of its own.
+
+``make test`` runs them all, twice: on SQLite, then on PostgreSQL with ``--database-tests-only``, which
+keeps only the tests whose outcome can depend on the database (see ``touches_the_database``).
+"""
+
 import ipaddress
-import json
 import socket
-from dataclasses import astuple
+from pathlib import Path
 
-import numpy as np
 import pytest
-from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.test import Client
 
-from voice import protocol, responders, tts
+from voice import responders, tts
 from voice.models import Conversation
 
 from .engines import GatedEngine
@@ -23,15 +31,83 @@ settings.VOICE_WARM_UP = False
 # Synthesis in threads of the test process: test engines share state with the
 # test (a gate it opens). The process pool has tests of its own.
 settings.VOICE_TTS_PROCESSES = 0
-from voiceproject.asgi import application  # noqa: E402
+# Test users' passwords are hashed in microseconds, not Django's deliberate ~0.3 s (PBKDF2, a million
+# rounds): the suite creates and logs in users by the hundred. The deployments of services/ and browser/
+# (servers.Site) keep the real hasher.
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+import voiceproject.asgi  # noqa: E402, F401  (the application, imported once the settings above are made)
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
+TESTS = Path(__file__).resolve().parent
+TIERS = ("fast", "models", "services", "browser")
+# Fixtures that give a test the database (pytest-django's, and those that need them, as ``user`` does).
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Run only the tests whose outcome can depend on the database (make test's PostgreSQL pass).",
+    )
+
+
+def touches_the_database(item) -> bool:
+    """Whether a test can give another outcome on another database, so that the PostgreSQL pass runs it.
+
+    Yes if it uses the test database (the django_db marker, or a fixture that needs it), or its module
+    starts a deployment of its own (servers.Site: its database is of the pass's kind, unless the test is
+    marked ``deployment`` and picks one itself). No for the browser tests: they test the page, against a
+    Daphne whose database work the tests of the other tiers cover on both. A test that uses no database
+    cannot reach one: pytest-django fails it.
+    """
+    if item.get_closest_marker("browser"):
+        return False
+    if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames):
+        return True
+    from .servers import Site
+
+    return getattr(item.module, "Site", None) is Site
+
+
+# The order tests start in. In one process: the fast tier first (its failures show in seconds), then
+# the slower ones. Under pytest-xdist (make test: --dist loadfile hands whole modules to two workers in
+# this order): longest first, so that the workers finish together: the benchmark's smoke run (minutes),
+# the other services, the browser, the models, and the fast tier last, to fill the gaps.
+ORDER = ("fast/", "models/", "services/", "browser/")
+ORDER_IN_PARALLEL = ("services/test_bench.py", "services/", "browser/", "models/", "fast/")
+
+
+def start_order(item, order) -> int:
+    path = item.path.relative_to(TESTS).as_posix()
+    return next((n for n, prefix in enumerate(order) if path.startswith(prefix)), len(order))
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--database-tests-only"):
+        deselected = [item for item in items if not touches_the_database(item)]
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if touches_the_database(item)]
+    order = ORDER_IN_PARALLEL if hasattr(config, "workerinput") else ORDER
+    items.sort(key=lambda item: start_order(item, order))  # stable: within a tier, the modules' own order
+
+
+class MisplacedModule(pytest.File):
+    def collect(self):
+        raise self.CollectError(
+            f"{self.path.name} is not in a tier folder: test modules live in one of voice/tests/"
+            f"{{{','.join(TIERS)}}}/ (see voice/tests/conftest.py); helpers stay in voice/tests/."
+        )
+
+
+def pytest_collect_file(file_path, parent):
+    """A test module sits in the folder of its tier, never beside the helpers."""
+    if file_path.parent == TESTS and file_path.name.startswith("test_") and file_path.suffix == ".py":
+        return MisplacedModule.from_parent(parent, path=file_path)
+    return None
 
 
 def pytest_sessionfinish(session):
     """Leave no files behind: a file SQLite test database in WAL mode leaves -wal and -shm beside it."""
-    from pathlib import Path
-
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
         for suffix in ("-wal", "-shm"):
@@ -130,108 +206,6 @@ def conversation(user):
     return Conversation.objects.create(owner=user)
 
 
-def session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    return [(b"cookie", cookie), ORIGIN]
-
-
-def chat_communicator(conversation_id: int, headers, query: str = "") -> WebsocketCommunicator:
-    path = f"/ws/chat/{conversation_id}/" + (f"?{query}" if query else "")
-    return WebsocketCommunicator(application, path, headers=headers)
-
-
-def pcm_samples(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-
-
-def assert_is_speech(pcm: bytes, sample_rate: int, min_seconds: float, max_seconds: float) -> None:
-    samples = pcm_samples(pcm)
-    seconds = len(samples) / sample_rate
-    assert min_seconds <= seconds <= max_seconds, f"{seconds:.2f} s of audio"
-    rms = float(np.sqrt(np.mean(samples**2)))
-    assert rms > 0.02, f"audio is (nearly) silent: rms {rms:.4f}"
-    # Speech has pauses and loud parts; a constant signal is not speech.
-    window = sample_rate // 50
-    frames = samples[: len(samples) // window * window].reshape(-1, window)
-    energies = np.sqrt((frames**2).mean(axis=1))
-    assert energies.max() > 5 * max(np.percentile(energies, 10), 1e-4), "no dynamics: not speech"
-
-
-# --- Talking to the chat socket ------------------------------------------------
-async def receive_frame(communicator, seconds=20):
-    """One frame as ("event", dict) or ("audio", header, bytes)."""
-    frame = await communicator.receive_output(seconds)
-    if frame["type"] == "websocket.close":
-        return ("close", frame.get("code"))
-    if frame.get("bytes") is not None:
-        return ("audio", *astuple(protocol.AudioData.from_frame(frame["bytes"])))
-    return ("event", json.loads(frame["text"]))
-
-
-async def until_done(communicator, seconds=30):
-    """Every frame up to and including reply.done."""
-    frames = []
-    async with asyncio.timeout(seconds):
-        while True:
-            frame = await receive_frame(communicator)
-            frames.append(frame)
-            if frame[0] == "event" and frame[1]["type"] == "reply.done":
-                return frames
-
-
-async def until(communicator, wanted, seconds=10):
-    """Frames up to and including the first event for which ``wanted(event)`` holds."""
-    frames = []
-    async with asyncio.timeout(seconds):
-        while True:
-            frame = await receive_frame(communicator)
-            frames.append(frame)
-            if frame[0] == "event" and wanted(frame[1]):
-                return frames
-
-
-def done_for(message_id):
-    return lambda event: event["type"] == "reply.done" and event["message_id"] == message_id
-
-
-async def first_audio(communicator) -> int:
-    """Wait for a reply's first audio chunk; return the reply's id."""
-    async with asyncio.timeout(10):
-        while (frame := await receive_frame(communicator))[0] != "audio":
-            assert frame[1]["type"] != "reply.done", "the reply ended without audio"
-    return frame[1]["message_id"]
-
-
-async def eventually(check, seconds=10, every=0.02):
-    """The first truthy result of ``check()`` (awaited if need be), polled until ``seconds`` pass."""
-    for _attempt in range(round(seconds / every)):
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(every)
-    raise AssertionError(f"still not so after {seconds} s")
-
-
-def events(frames, kind=None):
-    found = [f[1] for f in frames if f[0] == "event"]
-    return [e for e in found if kind is None or e["type"] == kind]
-
-
-def audio_frames(frames):
-    return [(f[1], f[2]) for f in frames if f[0] == "audio"]
-
-
-async def connect(conversation, user, query=""):
-    communicator = chat_communicator(conversation.pk, await sync_to_async(session_headers)(user), query)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
 @pytest.fixture
 def tone_engine(settings):
     settings.VOICE_TTS_ENGINE = "voice.tests.engines.ToneEngine"
@@ -244,3 +218,12 @@ def gated_engine(settings):
     GatedEngine.gate.clear()
     yield GatedEngine.gate
     GatedEngine.gate.set()
+
+
+@pytest.fixture
+def short_answers(settings):
+    # No assertion depends on the words: llama.cpp is built for each CPU, so even
+    # greedy output differs between machines. Greedy only makes a failure repeat
+    # on the machine that saw it; the cap keeps a reply to a few seconds.
+    settings.VOICE_LLM_TEMPERATURE = 0.0
+    settings.VOICE_LLM_MAX_TOKENS = 60

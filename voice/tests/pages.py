@@ -85,10 +85,21 @@ def context(browser):
 
 @pytest.fixture
 def page(context, server):
-    """A logged-in page of the module's server; the test fails on any JavaScript error it had."""
+    """A logged-in page of the module's server; the test fails on any JavaScript error it had.
+
+    The first page of a server logs in through the form; the next ones start with its session
+    cookie (the same login, without the password's deliberately slow hashing each time).
+    """
     page = context.new_page()
     errors = watch_errors(page)
-    log_in(page, server)
+    session = getattr(server, "session_cookies", None)
+    if session:
+        context.add_cookies(session)
+        page.goto(f"{server.url}/c/new/")
+        page.wait_for_function("window.voicePlayer !== undefined")
+    else:
+        log_in(page, server)
+        server.session_cookies = context.cookies()
     yield page
     assert errors == [], f"JavaScript errors: {errors}"
 

@@ -1,0 +1,66 @@
+"""The benchmark's smoke run (`python -m bench --quick`), so that `make bench` cannot rot."""
+
+import pytest
+
+from bench.__main__ import run
+from bench.report import Report
+
+
+@pytest.mark.deployment
+def test_quick_benchmark_measures_real_replies(tmp_path):
+    results = run(quick=True, out=tmp_path / "benchmarks.md")
+    for n, ttfa in results["ttfa"].items():
+        assert ttfa["errors"] == 0, n
+        # The first clause can beat the whole-sentence floor; never the finished reply.
+        assert ttfa["floor"] > 0 and 0 < ttfa["ours"] <= ttfa["ours_total"]
+        assert ttfa["baseline"] > 0
+    # Three sentences: the baseline waits for all of them, we for the first.
+    assert results["ttfa"][3]["baseline"] > results["ttfa"][3]["ours"]
+    for level in results["concurrency"].values():
+        assert (level["errors"], level["lost"]) == (0, 0)
+        assert level["audio_per_wall"] > 1 and level["peak_mib"] > 10
+    wire = results["wire"]
+    assert wire["binary frames (ours)"] < wire["base64 JSON (?audio=base64)"]
+    assert wire["raw PCM16 (reference)"] < wire["binary frames (ours)"] < 1.05 * wire["raw PCM16 (reference)"]
+    assert 0 < results["rtf"]["short (1 sentence)"][0] < 1
+    for http in results["http"].values():
+        assert 0 < http["ours_first"] <= http["ours_total"] and 0 < http["piper_first"] <= http["piper_total"]
+    # Piper's server answers with one whole WAV; ours streams from the first sentence.
+    assert results["http"][3]["ours_first"] < results["http"][3]["piper_first"]
+    llm = results["llm"]
+    assert llm["speed"]["first_token"] > 0 and llm["speed"]["tokens_per_second"] > 1
+    assert llm["wire"][1]["errors"] == 0 and 0 < llm["wire"][1]["p50"] <= llm["wire"][1]["p95"]
+    assert 0 < llm["interruption"]["old_stopped"] and 0 < llm["interruption"]["new_audio"]
+    load = results["conversations"]
+    for responder, levels in load["responders"].items():
+        assert list(levels) == [1, 2], responder
+        for users, level in levels.items():
+            assert level["replies"] >= users and level["errors"] == 0, (responder, users, level)
+            assert 0 < level["p50"] <= level["p95"] and level["audio_per_wall"] > 0
+            assert 0 <= level["stalled_share"] <= 1 and 0 < level["cpu"] <= 1.5
+            # The server's own counters were read: every reply's segments went through the cache.
+            assert level["cache_misses"] > 0
+            # Text comes before its audio.
+            assert 0 < level["first_text_p50"] < level["p50"]
+        assert levels[1]["p95_vs_alone"] == 1 and levels[2]["p95_vs_alone"] > 0
+    # New text every time: the segment cache, on, answered none of the read-aloud load.
+    assert all(level["cache_hits"] == 0 for level in load["responders"]["readaloud"].values())
+    assert 0 < load["burst"]["ideal_p95"] and 0 < load["burst"]["p95"]
+    heard = results["stt"]
+    assert heard["wer"] < 0.3 and heard["release_to_final"] and heard["wire"]["runs"] >= 1
+    assert 0 < heard["wire"]["final"] < heard["wire"]["first_audio"]
+    abused = results["abuse"]
+    for name in ("calm", "abused", "abused again"):
+        assert abused[name]["replies"] >= abused["users"] and abused[name]["errors"] == 0, name
+    flood = abused["abused"]["abuser"]
+    assert flood["utterances sent"] > 0 and sum(n for k, n in flood.items() if k.startswith("search")) > 0
+    assert all(mib > 10 for mib in abused["rss_mib"].values())
+    watched = results["supervision"]
+    assert 0 < watched["cache"]["cached"] < watched["cache"]["first"]
+    assert watched["hang"]["calm"] > 0 and watched["hang"]["during"] > 0
+    assert watched["start"]["first"] > 0
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "## Targets" in report and (tmp_path / "bench-ttfa.png").stat().st_size > 1000
+    assert (tmp_path / "bench-conversations.png").stat().st_size > 1000
+    assert "## Capacity" in report and "Real answers" in report
+    assert len(Report(results).targets()) >= 2
