@@ -178,6 +178,10 @@ export class MessageList {
   /** Show ``message`` (a `message` event's payload): new, or its final state. ``quiet``: no onrender. */
   upsert(message, { quiet = false } = {}) {
     const existing = this.item(message.id);
+    // A reply never becomes streaming again once it has ended: a catch-up read before its end
+    // (and answered after the live events) is old news, not a change.
+    const ended = existing?.dataset.status && existing.dataset.status !== STATUS.STREAMING;
+    if (ended && message.status === STATUS.STREAMING) return existing;
     const item = existing ?? this.#create(message);
     item.dataset.status = message.status;
     setTime(item.querySelector("time"), message.created_at);

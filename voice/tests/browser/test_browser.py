@@ -343,6 +343,27 @@ def test_stop_before_the_first_sound_silences_the_reply(page):
     assert playback(page, reply_id) == [] and page.evaluate(NOTHING_SPEAKS)
 
 
+def test_a_late_catch_up_never_takes_an_ended_reply_back_to_streaming(page):
+    # The page catches up over HTTP as its socket opens; that answer can be read while the reply
+    # still streams and arrive after the live events that ended it.
+    held = []
+    page.route(re.compile(r"/c/\d+/messages/"), lambda route: held.append(route))
+    index = send(page, LONG_REPLY)
+    page.keyboard.press("Escape")
+    reply_id = wait_for_reply(page, index, status="cancelled")
+    while not held:
+        page.wait_for_timeout(20)
+    response = held[0].fetch()
+    stale = response.json()
+    for message in stale["messages"]:
+        if message["id"] == reply_id:
+            message["status"] = "streaming"  # as it was when the server read it
+    held[0].fulfill(response=response, json=stale)
+    page.wait_for_function("document.getElementById('chat').dataset.caughtUp")
+    item = page.locator(f'.message--assistant[data-message-id="{reply_id}"]')
+    assert item.get_attribute("data-status") == "cancelled"
+
+
 def test_stop_while_a_new_conversations_first_query_waits_cancels_its_reply(page, server):
     # Stop pressed while the first query of a new conversation waits to be sent (the conversation
     # is being created: no socket yet). The query must go with a cancel right behind it: else the
