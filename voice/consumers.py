@@ -24,6 +24,9 @@ from django.conf import settings
 
 from . import metrics, protocol, ratelimit
 from .exceptions import VoiceError
+from .handsfree import limits
+from .handsfree.playback import Playback, chunk_seconds
+from .handsfree.session import HandsFreeSession
 from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .listening import Listening
 from .models import Conversation, Message
@@ -40,6 +43,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
     joined = False
     listening: Listening | None = None  # an utterance arriving
+    handsfree: HandsFreeSession | None = None  # hands-free mode: the open microphone's turns
+    listening_claimed = 0.0  # when this socket last renewed its hands-free claim (voice.handsfree.limits)
     stray_audio_reported = False
     utterance_failed = False  # the last utterance was refused mid-way: its speech.end means nothing
 
@@ -56,6 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
         self.turns = Turns(self.conversation, self.channel_layer, self.channel_name)
+        self.playback = Playback()
         try:
             # Joined before the handshake completes: once a client is connected,
             # it hears every event of the conversation, even one sent right away.
@@ -88,6 +94,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # Replies go on without this tab: other tabs and the history want them.
         self.end_listening()
+        await self.end_handsfree(tell=False)
         await self._leave()
 
     async def _leave(self) -> None:
@@ -116,6 +123,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Out of the groups before the close: not one more event of the
         # conversation reaches a socket whose session has ended.
         self.end_listening()
+        await self.end_handsfree(tell=False)
         await self._leave()
         await self.close(code=Close.UNAUTHENTICATED)
 
@@ -136,6 +144,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.SpeechStart: self.on_speech_start,
                 protocol.SpeechEnd: self.on_speech_end,
                 protocol.SpeechCancel: self.on_speech_cancel,
+                protocol.ListenStart: self.on_listen_start,
+                protocol.ListenStop: self.on_listen_stop,
             }
             await handler[type(event)](event)
         except VoiceError as exc:
@@ -173,14 +183,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def on_cancel(self, event: protocol.Cancel) -> None:
+        self.playback.stopped_all()
         await self.turns.stop(Message.Status.CANCELLED, event.interrupted)
 
     async def on_heard(self, event: protocol.Heard) -> None:
         """A tab stopped playing a reply early (another tab interrupted it): how much it heard."""
+        self.playback.stopped(event.message_id)
         await self.turns.heard(event.message_id, event.heard_ms, Message.Status.INTERRUPTED)
 
     # --- Voice input -------------------------------------------------------
     async def on_speech_start(self, event: protocol.SpeechStart) -> None:
+        if self.handsfree is not None:
+            raise protocol.ProtocolError(
+                "hands_free_on", "Hands-free mode is on: just talk. Turn it off to hold the button instead."
+            )
         self.end_listening()
         self.stray_audio_reported = self.utterance_failed = False
         try:
@@ -194,6 +210,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.turns.stop(Message.Status.INTERRUPTED, event.interrupted)
 
     async def on_audio(self, pcm: bytes) -> None:
+        if self.handsfree is not None:
+            await self.handsfree.feed(pcm)
+            if time.monotonic() - self.listening_claimed > limits.LEASE / 4:
+                self.listening_claimed = time.monotonic()
+                await limits.claim(self.scope["user"].pk, self.channel_name)
+            return
         if self.listening is None:
             if not self.stray_audio_reported:  # once, not once per frame
                 self.stray_audio_reported = True
@@ -228,6 +250,51 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.listening.cancel()
             self.listening = None
 
+    # --- Hands-free mode (voice.handsfree) -----------------------------------
+    async def on_listen_start(self, event: protocol.ListenStart) -> None:
+        if self.handsfree is None:
+            self.end_listening()
+            if not await limits.claim(self.scope["user"].pk, self.channel_name):
+                await self.send_event(protocol.ListenState("off", "limit"))
+                limit = settings.VOICE_HANDSFREE_SOCKETS_PER_USER
+                raise protocol.ProtocolError(
+                    "listen_limit",
+                    f"Hands-free mode is on in {limit} other tabs or devices already: turn it off there first.",
+                )
+            self.listening_claimed = time.monotonic()
+            session = HandsFreeSession(self, self.playback)
+            await session.start()
+            self.handsfree = session
+        await self.send_event(protocol.ListenState("listening"))
+
+    async def on_listen_stop(self, event: protocol.ListenStop) -> None:
+        await self.end_handsfree()
+
+    async def end_handsfree(self, reason: str = "stopped", *, tell: bool = True) -> None:
+        session, self.handsfree = self.handsfree, None
+        if session is None:
+            return
+        await session.close()
+        try:
+            await limits.release(self.scope["user"].pk, self.channel_name)
+        except Exception:
+            logger.exception("Could not release a hands-free claim; it lapses by itself")
+        if tell:
+            await self.send_event(protocol.ListenState("off", reason))
+
+    # The session's host (voice.handsfree.session.Host).
+    async def publish_event(self, event: protocol.Event) -> None:
+        await self.turns.publisher(self.channel_name).try_send(event)
+
+    async def ask_spoken(self, text: str, turn_id: str, recording: QueryRecording, received_at: float) -> None:
+        await self.ask(text, turn_id, protocol.Interrupted(), received_at, recording)
+
+    async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
+        await self.turns.stop(Message.Status.INTERRUPTED, protocol.Interrupted(message_id, heard_ms))
+
+    async def listening_ended(self, reason: str) -> None:
+        await self.end_handsfree(reason)
+
     # --- From the group ----------------------------------------------------
     async def send_event(self, event: protocol.Event, **extra: object) -> None:
         await self.send_json({**event.to_event(), **extra})
@@ -240,17 +307,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json({key: value for key, value in event.items() if key != "origin"})
 
     async def message(self, event: dict) -> None:
+        message = event["message"]
+        if message.get("role") == Message.Role.ASSISTANT and message.get("status") != Message.Status.STREAMING:
+            self.playback.final_text(message["id"], message.get("text", ""))
+            if message.get("status") in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+                self.playback.stopped(message["id"])
         await self.forward({**event, "requested_here": event.get("origin") == self.channel_name})
 
     queued = forward
-    reply_delta = forward
     audio_start = forward
     audio_end = forward
-    reply_done = forward
     error = forward
+    playback_duck = forward
+
+    async def reply_delta(self, event: dict) -> None:
+        self.playback.text(event["message_id"], event["text"])
+        await self.forward(event)
+
+    async def reply_done(self, event: dict) -> None:
+        if event.get("status") in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+            self.playback.stopped(event["message_id"])
+        await self.forward(event)
 
     async def audio_chunk(self, event: dict) -> None:
         chunk = protocol.AudioData.from_event(event)
+        if self.handsfree is not None:  # only a listening socket needs to know what is being said
+            self.playback.audio(chunk.header["message_id"], chunk_seconds(chunk.header, chunk.data))
         if self.base64_audio:
             await self.send_json(chunk.base64_event())
         else:

@@ -90,6 +90,9 @@ SPEECH_ERRORS = (
     "stt_timeout",
 )
 
+# Errors about hands-free mode: the page shows them by its button (listen_limit: the mode is off).
+LISTEN_ERRORS = ("hands_free_on", "listen_limit")
+
 
 class Event:
     """A message of a wire: ``{"type": type, **fields}``."""
@@ -200,13 +203,17 @@ class SpeechStart(ClientEvent):
 
     @classmethod
     def from_event(cls, event: dict) -> SpeechStart:
-        announced = (event.get("format"), event.get("sample_rate"), event.get("channels", 1))
-        if announced != (SPEECH_FORMAT, SPEECH_RATE, 1):
-            raise ProtocolError(
-                "bad_audio_format",
-                f"Voice input must be {SPEECH_FORMAT}, mono, at {SPEECH_RATE} Hz: convert it first.",
-            )
+        _check_speech_format(event)
         return cls(Interrupted.from_event(event))
+
+
+def _check_speech_format(event: dict) -> None:
+    announced = (event.get("format"), event.get("sample_rate"), event.get("channels", 1))
+    if announced != (SPEECH_FORMAT, SPEECH_RATE, 1):
+        raise ProtocolError(
+            "bad_audio_format",
+            f"Voice input must be {SPEECH_FORMAT}, mono, at {SPEECH_RATE} Hz: convert it first.",
+        )
 
 
 @dataclass(frozen=True)
@@ -233,8 +240,33 @@ class SpeechCancel(ClientEvent):
         return cls()
 
 
+@dataclass(frozen=True)
+class ListenStart(ClientEvent):
+    """Hands-free mode: the open microphone's frames follow until ``listen.stop``; the server finds the turns."""
+
+    type: ClassVar[str] = "listen.start"
+    format: str = SPEECH_FORMAT
+    sample_rate: int = SPEECH_RATE
+
+    @classmethod
+    def from_event(cls, event: dict) -> ListenStart:
+        _check_speech_format(event)
+        return cls()
+
+
+@dataclass(frozen=True)
+class ListenStop(ClientEvent):
+    """Hands-free mode off: a turn not yet ended is dropped."""
+
+    type: ClassVar[str] = "listen.stop"
+
+    @classmethod
+    def from_event(cls, event: dict) -> ListenStop:
+        return cls()
+
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
-    event.type: event for event in (Query, Cancel, Heard, SpeechStart, SpeechEnd, SpeechCancel)
+    event.type: event for event in (Query, Cancel, Heard, SpeechStart, SpeechEnd, SpeechCancel, ListenStart, ListenStop)
 }
 
 
@@ -409,6 +441,41 @@ class Transcribed(Event):
     type: ClassVar[str] = "transcript"
     text: str
     final: bool
+    turn_id: str = ""  # hands-free mode: the turn they belong to
+
+    def to_event(self) -> dict:
+        event = super().to_event()
+        if not self.turn_id:
+            del event["turn_id"]
+        return event
+
+
+@dataclass(frozen=True)
+class ListenState(Event):
+    """Hands-free mode went on (``listening``) or off on this socket, and why it went off."""
+
+    type: ClassVar[str] = "listen.state"
+    state: str  # "listening" | "off"
+    reason: str = ""  # when off: "stopped" | "idle" | "limit"
+
+
+@dataclass(frozen=True)
+class ListenTurn(Event):
+    """A hands-free turn began (``speaking``), ended (``ended``: its query follows) or stored nothing."""
+
+    type: ClassVar[str] = "listen.turn"
+    turn_id: str
+    phase: str
+    reason: str = ""  # when discarded: "noise" | "echo" | "backchannel" | "command" | "too_long" | "failed"
+
+
+@dataclass(frozen=True)
+class PlaybackDuck(Event):
+    """To every tab: someone talks over reply ``message_id``; lower it (``on``) or bring it back."""
+
+    type: ClassVar[str] = "playback.duck"
+    message_id: int
+    on: bool
 
 
 @dataclass(frozen=True)
@@ -440,6 +507,9 @@ SERVER_EVENTS: dict[str, type[Event]] = {
         AudioEnd,
         ReplyDone,
         Transcribed,
+        ListenState,
+        ListenTurn,
+        PlaybackDuck,
         ErrorEvent,
     )
 }

@@ -461,6 +461,20 @@ VOICE_STT_QUEUE_LIMIT = env_int("VOICE_STT_QUEUE_LIMIT", 8)
 # (each costs about a second of CPU); 0: only the final transcript.
 VOICE_STT_PARTIAL_SECONDS = env_float("VOICE_STT_PARTIAL_SECONDS", 2.0)
 # --- End of speech to text ----------------------------------------------------
+# --- Hands-free mode (voice.handsfree; docs/handsfree.md has the measurements) --
+# Speech must last this long (Silero p > 0.5) to start a turn: clicks and coughs never do.
+VOICE_HANDSFREE_START_MS = env_int("VOICE_HANDSFREE_START_MS", 200)
+# Silence that ends a turn. 800 ms cut no pause of 700 ms or less in our measurements.
+VOICE_HANDSFREE_END_SILENCE_MS = env_int("VOICE_HANDSFREE_END_SILENCE_MS", 800)
+# Silence after which the final transcription starts, before the turn is known to be over.
+VOICE_HANDSFREE_EAGER_MS = env_int("VOICE_HANDSFREE_EAGER_MS", 200)
+# Seconds of a turn between partial transcripts (0: none; barge-in then waits for the end of the turn).
+VOICE_HANDSFREE_PARTIAL_SECONDS = env_float("VOICE_HANDSFREE_PARTIAL_SECONDS", 1.0)
+# Minutes without speech after which hands-free mode turns itself off.
+VOICE_HANDSFREE_IDLE_MINUTES = env_float("VOICE_HANDSFREE_IDLE_MINUTES", 5.0)
+# Sockets of one user that may listen at once (0: no limit).
+VOICE_HANDSFREE_SOCKETS_PER_USER = env_int("VOICE_HANDSFREE_SOCKETS_PER_USER", 2)
+# --- End of hands-free mode -----------------------------------------------------
 # --- Speech-ready text (voice.filters.speech) ---------------------------------
 # Said instead of a code block, which is shown but not read aloud (unset or blank: this default).
 VOICE_SPEECH_CODE_PHRASE = os.environ.get("VOICE_SPEECH_CODE_PHRASE", "").strip() or "I've put the code on screen."

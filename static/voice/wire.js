@@ -9,6 +9,8 @@ export const CLIENT = Object.freeze({
   SPEECH_START: "speech.start",
   SPEECH_END: "speech.end",
   SPEECH_CANCEL: "speech.cancel",
+  LISTEN_START: "listen.start",
+  LISTEN_STOP: "listen.stop",
 });
 
 /** Server → client event types. */
@@ -21,6 +23,9 @@ export const SERVER = Object.freeze({
   AUDIO_END: "audio.end",
   REPLY_DONE: "reply.done",
   TRANSCRIPT: "transcript",
+  LISTEN_STATE: "listen.state",
+  LISTEN_TURN: "listen.turn",
+  PLAYBACK_DUCK: "playback.duck",
   ERROR: "error",
 });
 
@@ -63,6 +68,12 @@ export const RECORDING_ERRORS = Object.freeze([
   "bad_audio_format",
   "utterance_too_long",
   "speech_rate_limited",
+]);
+
+/** Errors about hands-free mode. */
+export const LISTEN_ERRORS = Object.freeze([
+  "hands_free_on",
+  "listen_limit",
 ]);
 
 /** The one audio format voice input takes. */

@@ -63,14 +63,19 @@ class Transcription:
     def close(self) -> None:
         self.pool.close()
 
+    @property
+    def waiting(self) -> int:
+        """Transcriptions waiting for a slot: optional work (partials) waits until there are none."""
+        return len(self.pool.queue)
+
     async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript:
         """What was said in ``pcm`` (mono PCM16 at 16 kHz); STTError if it could not be heard.
 
         TranscriberBusy at once when VOICE_STT_QUEUE_LIMIT transcriptions wait
         already: a flood from a few sockets must not stall voice input for all.
         """
-        if len(self.pool.queue) >= settings.VOICE_STT_QUEUE_LIMIT:
-            raise TranscriberBusy(f"{len(self.pool.queue)} transcriptions are waiting.")
+        if self.waiting >= settings.VOICE_STT_QUEUE_LIMIT:
+            raise TranscriberBusy(f"{self.waiting} transcriptions are waiting.")
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future = loop.create_future()
 

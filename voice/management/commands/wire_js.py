@@ -53,6 +53,7 @@ def render() -> str:
         frozen_object("A message's status.", "STATUS", {status.name: status.value for status in Message.Status}),
         frozen_list("Errors about an utterance: nothing was stored.", "SPEECH_ERRORS", protocol.SPEECH_ERRORS),
         frozen_list("Of those, the ones that end the recording itself.", "RECORDING_ERRORS", protocol.RECORDING_ERRORS),
+        frozen_list("Errors about hands-free mode.", "LISTEN_ERRORS", protocol.LISTEN_ERRORS),
         "/** The one audio format voice input takes. */\n"
         f"export const SPEECH_FORMAT = {json.dumps(protocol.SPEECH_FORMAT)};\n"
         f"export const SPEECH_RATE = {protocol.SPEECH_RATE};",

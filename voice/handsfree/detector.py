@@ -1,0 +1,188 @@
+"""The end-of-turn rule: when a person on an open microphone starts and stops talking.
+
+Measured on the project's voice (docs/handsfree.md, §1-§3): Silero never
+passed 0.16 on noise, clicks, coughs or beeps, and speech reaches 0.99. So a
+turn starts after VOICE_HANDSFREE_START_MS of windows above 0.5 and ends after
+VOICE_HANDSFREE_END_SILENCE_MS of silence, counted from the first window
+below 0.35 (a window above 0.5 starts the count again; those in between keep
+it going). 800 ms never cut a pause of 700 ms or less; Smart Turn v3 cut more
+than silence alone and was not kept. At VOICE_HANDSFREE_EAGER_MS of silence
+the detector says so (``SpeechQuiet``), so that the transcript can be made
+while the rule still waits: it is ready when the turn ends.
+
+Pure and blocking: the probability function is given (``vad.SileroStream``
+in production), and the caller runs ``feed`` off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from django.conf import settings
+
+from .vad import WINDOW
+
+SAMPLE_RATE = 16000
+WINDOW_MS = WINDOW * 1000 // SAMPLE_RATE  # 32
+WINDOW_BYTES = WINDOW * 2
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    start_ms: int = 200
+    end_silence_ms: int = 800
+    eager_ms: int = 200
+    on: float = 0.5
+    off: float = 0.35
+    preroll_ms: int = 320  # kept before the start: the first syllable is quieter than the rest
+    tail_ms: int = 256  # kept after the last voiced window
+    gate_rms: float = 0.001  # -60 dBFS: quieter windows are silence without asking the model
+    max_seconds: float = 60.0
+
+    @classmethod
+    def from_settings(cls, **overrides: object) -> TurnOptions:
+        options = cls(
+            start_ms=settings.VOICE_HANDSFREE_START_MS,
+            end_silence_ms=settings.VOICE_HANDSFREE_END_SILENCE_MS,
+            eager_ms=settings.VOICE_HANDSFREE_EAGER_MS,
+            max_seconds=settings.VOICE_STT_MAX_SECONDS,
+        )
+        return replace(options, **overrides)
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at: float  # seconds of stream when the rule fired
+
+
+@dataclass(frozen=True)
+class SpeechQuiet:
+    """The speaker has been quiet for ``eager_ms``: the turn may be about to end."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    at: float
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    at: float
+    audio: bytes  # the turn, PCM16 at 16 kHz, from a little before its start to a little after its last word
+    voiced: int  # bytes of it up to its last voiced window
+    too_long: bool = False
+
+
+Event = SpeechStarted | SpeechQuiet | SpeechResumed | TurnEnded
+
+
+class TurnDetector:
+    """Feed PCM16 (any length); get the turn events it completes."""
+
+    def __init__(
+        self,
+        probability: Callable[[np.ndarray], float],
+        options: TurnOptions | None = None,
+        on_gate: Callable[[], None] | None = None,
+    ) -> None:
+        self.probability = probability
+        self.options = options or TurnOptions.from_settings()
+        self.on_gate = on_gate  # the model's state is stale after skipped windows: reset it
+        self.samples = 0  # of the stream so far
+        self.windows = 0  # given to the model (the rest were gated)
+        self._pending = b""
+        # The windows of the speech that starts a turn, and the pre-roll before them.
+        kept = (self.options.preroll_ms + self.options.start_ms) // WINDOW_MS + 1
+        self._preroll: deque[bytes] = deque(maxlen=kept)
+        self._voiced_run = 0
+        self._gated = False
+        self._turn: bytearray | None = None
+        self._last_voiced = 0  # bytes of the turn up to its last voiced window
+        self._silence: int | None = None  # windows of silence, once counting
+        self._quiet_told = False
+
+    @property
+    def speaking(self) -> bool:
+        return self._turn is not None
+
+    @property
+    def voiced(self) -> int:
+        """Bytes of the turn up to its last voiced window: it grows only while the person speaks."""
+        return self._last_voiced
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    def turn_audio(self) -> bytes:
+        """The turn so far, up to a little after its last voiced window (b"" outside a turn)."""
+        if self._turn is None:
+            return b""
+        end = min(len(self._turn), self._last_voiced + self.options.tail_ms * SAMPLE_RATE * 2 // 1000)
+        return bytes(self._turn[:end])
+
+    def feed(self, pcm: bytes) -> list[Event]:
+        data = self._pending + pcm
+        whole = len(data) - len(data) % WINDOW_BYTES
+        self._pending = data[whole:]
+        events: list[Event] = []
+        for offset in range(0, whole, WINDOW_BYTES):
+            event = self._window(data[offset : offset + WINDOW_BYTES])
+            if event is not None:
+                events.append(event)
+        return events
+
+    def reset(self) -> None:
+        """Drop the turn in progress (the mode stopped, or the turn was refused)."""
+        self._turn = None
+        self._voiced_run = 0
+        self._preroll.clear()
+
+    def _window(self, raw: bytes) -> Event | None:
+        window = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768
+        self.samples += WINDOW
+        if float(np.sqrt(np.mean(window**2))) < self.options.gate_rms:
+            if not self._gated and self.on_gate is not None:
+                self.on_gate()
+            self._gated = True
+            p = 0.0
+        else:
+            self._gated = False
+            self.windows += 1
+            p = self.probability(window)
+        options = self.options
+        if self._turn is None:
+            self._preroll.append(raw)
+            self._voiced_run = self._voiced_run + 1 if p > options.on else 0
+            if self._voiced_run * WINDOW_MS < options.start_ms:
+                return None
+            keep = self._voiced_run + self.options.preroll_ms // WINDOW_MS
+            self._turn = bytearray(b"".join(list(self._preroll)[-keep:]))
+            self._last_voiced = len(self._turn)
+            self._silence, self._quiet_told = None, False
+            return SpeechStarted(self.seconds)
+        self._turn += raw
+        if len(self._turn) >= options.max_seconds * SAMPLE_RATE * 2:
+            ended = TurnEnded(self.seconds, bytes(self._turn), len(self._turn), too_long=True)
+            self.reset()
+            return ended
+        if p > options.on or (self._silence is None and p >= options.off):
+            self._last_voiced = len(self._turn)
+            resumed = self._silence is not None and self._quiet_told
+            self._silence, self._quiet_told = None, False
+            return SpeechResumed(self.seconds) if resumed else None
+        self._silence = (self._silence or 0) + 1
+        quiet_ms = self._silence * WINDOW_MS
+        if quiet_ms >= options.end_silence_ms:
+            ended = TurnEnded(self.seconds, self.turn_audio(), self._last_voiced)
+            self.reset()
+            return ended
+        if quiet_ms >= options.eager_ms and not self._quiet_told:
+            self._quiet_told = True
+            return SpeechQuiet(self.seconds)
+        return None

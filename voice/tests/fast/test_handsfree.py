@@ -1,0 +1,176 @@
+"""Hands-free mode's pure parts: the end-of-turn rule, the echo judge, the playback estimate, the wire."""
+
+import numpy as np
+import pytest
+
+from voice import protocol
+from voice.handsfree.detector import SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnOptions
+from voice.handsfree.echo import Heard, classify, words
+from voice.handsfree.playback import Playback, chunk_seconds
+from voice.handsfree.session import only_commands
+
+WINDOW_BYTES = 1024  # 32 ms
+
+
+def loud(windows: int) -> bytes:
+    return (np.full(512 * windows, 8000, dtype="<i2")).tobytes()
+
+
+def quiet(windows: int) -> bytes:
+    return bytes(WINDOW_BYTES * windows)
+
+
+class Script:
+    """A voice-activity model that answers from a list, one probability per window it is asked about."""
+
+    def __init__(self, *probabilities: float) -> None:
+        self.probabilities = list(probabilities)
+
+    def __call__(self, window: np.ndarray) -> float:
+        return self.probabilities.pop(0)
+
+
+OPTIONS = TurnOptions(start_ms=96, end_silence_ms=160, eager_ms=64, preroll_ms=64, tail_ms=64, max_seconds=2)
+
+
+def feed(detector: TurnDetector, pcm: bytes, piece: int = 3200) -> list:
+    found = []
+    for offset in range(0, len(pcm), piece):
+        found += detector.feed(pcm[offset : offset + piece])
+    return found
+
+
+def test_a_turn_starts_after_enough_speech_and_ends_after_enough_silence():
+    # 2 speech windows (too few), a dip, 4 speech windows (starts at the 3rd), then silence.
+    script = Script(0.9, 0.9, 0.1, *[0.9] * 4, *[0.1] * 8)
+    detector = TurnDetector(script, OPTIONS)
+    found = feed(detector, loud(15), piece=700)  # pieces that split windows: leftovers are kept
+    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, TurnEnded]
+    started, quiet_at, ended = found
+    assert started.at == pytest.approx(6 * 0.032)  # the third window of the second run
+    assert quiet_at.at - started.at == pytest.approx(0.032 * 3)  # 64 ms of silence after the 4th voiced window
+    assert ended.at - started.at == pytest.approx(0.032 * 6)  # 160 ms of silence
+    # The turn: 64 ms of pre-roll, the 3 windows that started it, one more, and 64 ms after the last voiced one.
+    assert len(ended.audio) == WINDOW_BYTES * (2 + 3 + 1 + 2) and ended.voiced == WINDOW_BYTES * 6
+    assert not ended.too_long and not detector.speaking
+
+
+def test_speech_in_a_pause_resumes_the_turn_and_the_quiet_says_so():
+    script = Script(*[0.9] * 3, 0.1, 0.1, 0.1, 0.9, 0.9, *[0.1] * 5)
+    found = feed(TurnDetector(script, OPTIONS), loud(13))
+    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, SpeechResumed, SpeechQuiet, TurnEnded]
+
+
+def test_in_between_probabilities_keep_the_silence_counting_once_it_started():
+    # 0.4 is neither speech (> 0.5) nor silence (< 0.35): it does not start the count, nor stop it.
+    script = Script(*[0.9] * 3, 0.4, 0.4, 0.1, 0.4, 0.4, 0.4, 0.4)
+    found = feed(TurnDetector(script, OPTIONS), loud(10))
+    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, TurnEnded]
+
+
+def test_quiet_windows_never_reach_the_model_and_reset_it():
+    resets = []
+    detector = TurnDetector(Script(), OPTIONS, on_gate=lambda: resets.append(1))
+    assert feed(detector, quiet(100)) == []
+    assert detector.windows == 0 and resets == [1] and detector.seconds == pytest.approx(3.2)
+
+
+def test_a_turn_past_the_longest_utterance_ends_as_too_long():
+    script = Script(*[0.9] * 100)
+    found = feed(TurnDetector(script, OPTIONS), loud(70))
+    # Cut at the longest utterance; the speech going on starts the next turn.
+    assert [type(e) for e in found] == [SpeechStarted, TurnEnded, SpeechStarted]
+    assert found[1].too_long and len(found[1].audio) >= 2 * 16000 * 2
+
+
+@pytest.mark.parametrize(
+    "heard, said, expected",
+    [
+        ("", "Anything.", Heard.NOTHING),
+        ("Tomorrow will be sunny and warm.", "", Heard.SPEECH),
+        ("Yes.", "", Heard.SPEECH),  # nobody talking: a yes answers something
+        # Echo garbled by the room and the recogniser: most words are the reply's.
+        (
+            "will be sunny and worm in the afternoon",
+            "Tomorrow will be sunny and warm in the afternoon.",
+            Heard.ECHO,
+        ),
+        ("the weather in pairs is mild", "The weather in Paris is mild and dry.", Heard.ECHO),
+        ("Mm-hm.", "The weather in Paris is mild and dry.", Heard.BACKCHANNEL),
+        ("Okay, got it.", "The weather in Paris is mild and dry.", Heard.BACKCHANNEL),
+        ("Stop.", "The weather in Paris is mild and dry.", Heard.COMMAND),
+        ("Wait", "The weather in Paris is mild and dry.", Heard.COMMAND),
+        ("What about the weekend in London?", "The weather in Paris is mild and dry.", Heard.SPEECH),
+        ("What about", "The weather in Paris is mild and dry.", Heard.UNSURE),
+        ("It is 14 degrees", "It is fourteen degrees in Paris.", Heard.ECHO),  # digits and words match
+    ],
+)
+def test_what_words_heard_over_the_reply_are(heard, said, expected):
+    assert classify(heard, said) is expected
+
+
+def test_stop_said_by_the_reply_itself_is_echo_not_a_command():
+    assert classify("stop at the bakery", "On your way, stop at the bakery for bread.") is Heard.ECHO
+
+
+def test_words_are_normalised():
+    assert words("It's 14 o'clock -- well-known!") == ["it's", "fourteen", "o'clock", "well", "known"]
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("Stop.", True), ("No, wait!", True), ("Stop, what about London?", False), ("", False)]
+)
+def test_a_bare_stop_is_not_a_question(text, expected):
+    assert only_commands(text) is expected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_playback_is_estimated_from_the_audio_sent():
+    clock = Clock()
+    playback = Playback(clock)
+    playback.text(7, "Hello ")
+    playback.text(7, "there.")
+    playback.audio(7, 1.0)
+    playback.audio(7, 2.0)  # queued behind the first: plays until 103
+    clock.now = 102.5
+    assert playback.speaking().message_id == 7 and playback.speaking().heard_ms(clock.now) == 2500
+    assert playback.said() == "Hello there."
+    clock.now = 103.1
+    assert playback.speaking() is None and playback.said() == "Hello there."  # its echo may still come
+    clock.now = 110
+    assert playback.said() == ""
+
+
+def test_a_stopped_reply_is_no_longer_speaking():
+    clock = Clock()
+    playback = Playback(clock)
+    playback.audio(7, 5.0)
+    clock.now = 101
+    playback.stopped(7)
+    assert playback.speaking() is None
+    playback.audio(7, 5.0)  # chunks still in flight change nothing
+    assert playback.speaking() is None
+
+
+def test_chunk_durations_by_format():
+    assert chunk_seconds({"format": "pcm_s16le", "sample_rate": 16000, "channels": 1}, bytes(32000)) == 1.0
+    assert chunk_seconds({"format": "nonsense", "sample_rate": 16000}, b"abc") == 0.0
+
+
+def test_listen_start_is_read_strictly():
+    assert isinstance(
+        protocol.parse_client_event('{"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}'),
+        protocol.ListenStart,
+    )
+    with pytest.raises(protocol.ProtocolError) as refused:
+        protocol.parse_client_event('{"type": "listen.start", "format": "opus", "sample_rate": 48000}')
+    assert refused.value.code == "bad_audio_format"
+    assert protocol.Transcribed("hi", final=False).to_event() == {"type": "transcript", "text": "hi", "final": False}
+    assert protocol.Transcribed("hi", final=True, turn_id="h-1").to_event()["turn_id"] == "h-1"

@@ -1,0 +1,181 @@
+"""Hands-free mode through the chat socket: an open microphone, our own Piper voice, Silero and Whisper for real."""
+
+import asyncio
+
+import pytest
+
+from bench.stt import spoken, word_error_rate, words
+from voice import audio
+from voice.models import Message
+from voice.stt import SAMPLE_RATE
+from voice.tests.helpers import connect, events, noise, receive_frame, silence, until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LISTEN = {"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}
+FRAME = 3200  # 100 ms
+FIRST = "What time does the library close on Saturday?"
+SECOND = "Should I take an umbrella with me?"
+REPLY = "Tomorrow will be sunny and warm in the afternoon, with a light breeze from the west."
+OVER = "Wait, tell me about the weekend in London instead."
+
+
+@pytest.fixture(scope="module")
+def voices() -> dict[str, bytes]:
+    return {text: spoken(text) for text in (FIRST, SECOND, OVER)}
+
+
+@pytest.fixture
+def handsfree(settings):
+    settings.VOICE_HANDSFREE_PARTIAL_SECONDS = 1.0
+    settings.VOICE_STT_PARTIAL_SECONDS = 0
+
+
+async def listen(tab) -> None:
+    await tab.send_json_to(LISTEN)
+    frames = await until(tab, lambda e: e["type"] == "listen.state", seconds=30)
+    assert events(frames, "listen.state")[-1] == {"type": "listen.state", "state": "listening", "reason": ""}
+
+
+async def talk(tab, pcm: bytes) -> None:
+    for offset in range(0, len(pcm), FRAME):
+        await tab.send_to(bytes_data=pcm[offset : offset + FRAME])
+
+
+async def queries(conversation) -> list[Message]:
+    return [m async for m in conversation.messages.filter(role=Message.Role.USER).order_by("pk")]
+
+
+async def test_two_questions_with_a_pause_are_two_turns_and_two_replies(
+    conversation, user, tone_engine, handsfree, voices
+):
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await talk(tab, silence(0.5) + voices[FIRST] + silence(1.5) + voices[SECOND] + silence(1.5))
+    frames = []
+    async with asyncio.timeout(60):
+        while len([e for e in events(frames, "reply.done")]) < 2:
+            frames.append(await receive_frame(tab, 60))
+    await tab.disconnect()
+    turns = events(frames, "listen.turn")
+    started = [t["turn_id"] for t in turns if t["phase"] == "speaking"]
+    assert len(started) == 2 and [t["phase"] for t in turns].count("ended") == 2
+    stored = await queries(conversation)
+    assert [words(m.text) for m in stored] == [words(FIRST), words(SECOND)]
+    assert [m.client_id for m in stored] == started  # the page replaces each turn's bubble by its query
+    assert all(m.audio_format == "wav" and 1000 < m.duration_ms < 5000 for m in stored)
+    finals = [t for t in events(frames, "transcript") if t["final"]]
+    assert [t["turn_id"] for t in finals] == started
+
+
+async def test_noise_and_clicks_store_nothing(conversation, user, tone_engine, handsfree):
+    clicks = b"".join(silence(0.3) + audio.to_pcm16(__import__("numpy").full(80, 0.9)) for _ in range(6))
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await talk(tab, silence(1) + noise(3, 0.05) + clicks + noise(2, 0.2) + silence(1))
+    await tab.send_json_to({"type": "listen.stop"})
+    frames = await until(tab, lambda e: e["type"] == "listen.state", seconds=30)
+    await tab.disconnect()
+    assert events(frames, "listen.state")[-1] == {"type": "listen.state", "state": "off", "reason": "stopped"}
+    assert not [t for t in events(frames, "listen.turn") if t["phase"] != "discarded"]
+    assert await queries(conversation) == []
+
+
+@pytest.fixture
+def piper_reply(settings):
+    settings.VOICE_TTS_ENGINE = "piper"
+    settings.VOICE_RESPONDER = "readaloud"  # the reply says the query's words: known text, real speech
+
+
+async def reply_audio(tab, text: str) -> tuple[int, bytes]:
+    """Ask ``text`` by typing; the reply's id and its speech at 16 kHz as it arrives (all of it)."""
+    await tab.send_json_to({"type": "query", "text": text})
+    pieces, message_id = [], None
+    async with asyncio.timeout(60):
+        while True:
+            frame = await receive_frame(tab, 60)
+            if frame[0] == "audio":
+                header, data = frame[1], frame[2]
+                message_id = header["message_id"]
+                pieces.append(audio.resample(data, header["sample_rate"], SAMPLE_RATE))
+            elif frame[1]["type"] == "audio.end":
+                return message_id, b"".join(pieces)
+
+
+async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user, handsfree, piper_reply):
+    tab = await connect(conversation, user)
+    await listen(tab)
+    message_id, reply = await reply_audio(tab, REPLY)
+    # The reply reaches the microphone (no echo cancellation at all), a little quieter.
+    echo = audio.to_pcm16(audio_samples(reply) * 0.5)
+    await talk(tab, echo + silence(1.5))
+    # The reply is lowered while the words are judged, then brought back.
+    frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=60)
+    assert [t["reason"] for t in events(frames, "listen.turn") if t["phase"] == "discarded"] == ["echo"]
+    ducks = events(frames, "playback.duck")
+    assert [d["on"] for d in ducks] == [True, False] and {d["message_id"] for d in ducks} == {message_id}
+    await tab.disconnect()
+    reply_message = await Message.objects.aget(pk=message_id)
+    assert reply_message.status == Message.Status.COMPLETE
+    assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
+
+
+async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
+    conversation, user, handsfree, piper_reply, voices
+):
+    tab = await connect(conversation, user)
+    other_tab = await connect(conversation, user)
+    await listen(tab)
+    message_id, reply = await reply_audio(tab, REPLY)
+    # The person talks over the reply, whose echo is still there underneath.
+    echo = audio_samples(reply)[: len(voices[OVER]) // 2] * 0.2
+    over = audio_samples(voices[OVER])
+    over[: len(echo)] += echo
+    await talk(tab, silence(0.3) + audio.to_pcm16(over) + silence(1.5))
+    frames = await until(tab, lambda e: e["type"] == "reply.done" and e["message_id"] != message_id, seconds=60)
+    await tab.disconnect()
+    interrupted = await Message.objects.aget(pk=message_id)
+    assert interrupted.status == Message.Status.INTERRUPTED and interrupted.heard_ms is not None
+    stored = await queries(conversation)
+    # Heard through the echo: nearly every word (which ones slip depends on the CPU's arithmetic).
+    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.2
+    turn = [t for t in events(frames, "listen.turn") if t["phase"] == "speaking"][-1]["turn_id"]
+    assert stored[1].client_id == turn
+    # Every tab was told at once to lower the reply, then that it was interrupted.
+    other = []
+    async with asyncio.timeout(30):
+        while not [
+            e
+            for e in events(other, "message")
+            if e["message"] == {**e["message"], "id": message_id, "status": "interrupted"}
+        ]:
+            other.append(await receive_frame(other_tab, 30))
+    await other_tab.disconnect()
+    assert {"type": "playback.duck", "message_id": message_id, "on": True} in events(other)
+
+
+def audio_samples(pcm: bytes):
+    import numpy as np
+
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+
+
+async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, tone_engine, handsfree, settings):
+    settings.VOICE_HANDSFREE_SOCKETS_PER_USER = 1
+    settings.VOICE_HANDSFREE_IDLE_MINUTES = 0.01  # 0.6 s
+    first = await connect(conversation, user)
+    second = await connect(conversation, user)
+    await listen(first)
+    await second.send_json_to(LISTEN)
+    refused = await until(second, lambda e: e["type"] == "error", seconds=10)
+    assert events(refused, "listen.state")[-1]["reason"] == "limit"
+    assert events(refused, "error")[-1]["code"] == "listen_limit"
+    await first.send_json_to({"type": "speech.start", "format": "pcm_s16le", "sample_rate": 16000})
+    assert events(await until(first, lambda e: e["type"] == "error"), "error")[-1]["code"] == "hands_free_on"
+    # Silence past the idle time turns the mode off, and frees the place for the other tab.
+    await talk(first, silence(1.0))
+    off = await until(first, lambda e: e["type"] == "listen.state", seconds=10)
+    assert events(off, "listen.state")[-1] == {"type": "listen.state", "state": "off", "reason": "idle"}
+    await listen(second)
+    for tab in (first, second):
+        await tab.disconnect()
