@@ -448,6 +448,10 @@ VOICE_STT_THREADS = env_int("VOICE_STT_THREADS", min(2, os.cpu_count() or 1))
 # 1 (greedy) is the fastest, and as accurate as Whisper's usual 5 on our voice
 # (`python -m bench.stt --beam-size 5` compares).
 VOICE_STT_BEAM_SIZE = env_int("VOICE_STT_BEAM_SIZE", 1)
+# Speech shorter than 30 s is encoded in a window of max(this, speech + 1 s)
+# instead of Whisper's 30 s: a quarter to half of the CPU. Shorter minimums make
+# Whisper loop (a guard then redoes the pass in full); 30 or more: always 30 s.
+VOICE_STT_MIN_WINDOW_SECONDS = env_float("VOICE_STT_MIN_WINDOW_SECONDS", 10.0)
 # Longest utterance accepted, in seconds (the audio is kept in memory).
 VOICE_STT_MAX_SECONDS = env_float("VOICE_STT_MAX_SECONDS", 60.0)
 # Transcription runs in this many supervised processes (0: a thread of the server).

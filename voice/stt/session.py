@@ -2,8 +2,8 @@
 
 ``Utterance`` keeps the audio so far (mono PCM16 at 16 kHz) within
 VOICE_STT_MAX_SECONDS. ``partial()`` re-transcribes everything heard so far.
-Whisper encodes a fixed 30-second window whatever the length, so a partial
-costs about as much as a final transcript (around a second on two cores):
+Each partial costs as much as a final transcript of the audio so far (a
+few tenths of a second of CPU for a short question, see voice.stt.whisper):
 ask for one at a time, not one per chunk. Methods block; ``add`` may be
 called from one thread while another runs ``partial``.
 """

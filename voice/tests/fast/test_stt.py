@@ -72,10 +72,45 @@ def test_options_come_from_settings_and_keywords(settings):
     settings.VOICE_STT_THREADS = 1
     settings.VOICE_STT_BEAM_SIZE = 3
     settings.VOICE_STT_MODEL_PATH = "/models/whisper-small"
+    settings.VOICE_STT_MIN_WINDOW_SECONDS = 30.0
     configured = whisper.WhisperTranscriber()
     assert (configured.threads, configured.beam_size, configured.model_path) == (1, 3, "/models/whisper-small")
-    chosen = whisper.WhisperTranscriber(threads=2, beam_size=5, model_path="")
-    assert (chosen.threads, chosen.beam_size, chosen.model_path) == (2, 5, "")
+    assert configured.min_window_seconds == 30.0
+    chosen = whisper.WhisperTranscriber(threads=2, beam_size=5, model_path="", min_window_seconds=0)
+    assert (chosen.threads, chosen.beam_size, chosen.model_path, chosen.min_window_seconds) == (2, 5, "", 0)
+
+
+# --- The short encoder window ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seconds", "minimum", "frames"),
+    [
+        (2.0, 10.0, 1000),  # short speech: the minimum window
+        (12.35, 10.0, 1336),  # longer: the speech and a second, in an even number of frames
+        (0.5, 0.0, 150),
+        (28.9, 10.0, 2990),
+        (29.0, 10.0, None),  # 30 s: faster-whisper's own window
+        (45.0, 10.0, None),
+        (2.0, 30.0, None),  # a 30 s minimum: always the full window
+    ],
+)
+def test_the_encoder_window_fits_the_speech(seconds, minimum, frames):
+    assert whisper.window_frames(seconds, minimum) == frames
+
+
+@pytest.mark.parametrize(
+    ("text", "looped"),
+    [
+        ("Set a timer for the pasta.", False),
+        ("Set a timer for the pasta. Set a timer for the pasta.", True),
+        ("Set a timer for the pasta. Set a timer", False),  # four words again: not yet a loop
+        ("No, no, no, no, no, no.", True),
+        ("Ha" * 40, True),  # no words repeat, but it compresses like a loop
+        ("Please remind me to call my sister after lunch, then send an email to the team.", False),
+        ("", False),
+    ],
+)
+def test_a_looping_text_is_recognized(text, looped):
+    assert whisper.looks_looped(text) is looped
 
 
 # --- Choosing the engine -----------------------------------------------------------

@@ -46,6 +46,70 @@ def test_sentences_are_heard_nearly_exactly(stt, sentence):
     assert word_error_rate([sentence], [heard]) <= 1 / len(sentence.split()), heard  # one word at most
 
 
+class EncoderSpy:
+    """Stands in for the CTranslate2 model, noting how many mel frames each encoder pass was given."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.frames: list[int] = []
+
+    def encode(self, features, *args, **kwargs):
+        self.frames.append(features.shape[-1])
+        return self.model.encode(features, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+
+@pytest.fixture
+def encoder(stt, monkeypatch) -> EncoderSpy:
+    spy = EncoderSpy(stt.model().model)
+    monkeypatch.setattr(stt.model(), "model", spy)
+    return spy
+
+
+def test_short_speech_is_encoded_in_a_short_window(stt, encoder):
+    sentence = "Please turn off the lights in the kitchen."  # about 2 s
+    transcript = whisper.WhisperTranscriber(min_window_seconds=10).transcribe(spoken(sentence), SAMPLE_RATE)
+    assert word_error_rate([sentence], [transcript.text]) <= 1 / len(sentence.split()), transcript.text
+    assert encoder.frames == [1000]  # 10 s, not Whisper's 30
+    [segment] = transcript.segments
+    assert 0 <= segment.start < segment.end <= transcript.duration + 0.05
+
+
+def test_a_30_second_minimum_window_is_the_full_window(stt, encoder, question):
+    transcript = whisper.WhisperTranscriber(min_window_seconds=30).transcribe(question, SAMPLE_RATE)
+    assert words(transcript.text) == words(QUESTION)
+    assert encoder.frames == [3000]
+
+
+LOOP = "Set a timer for the pasta. Set a timer for the pasta. Set a timer for the"
+
+
+@pytest.mark.parametrize("short_text", [LOOP, None], ids=["loop", "failed"])
+def test_a_short_pass_that_loops_is_redone_in_the_full_window(stt, encoder, question, monkeypatch, short_text):
+    transcriber = whisper.WhisperTranscriber(min_window_seconds=10)
+    decode_short = transcriber._decode_short
+
+    def looping(*args):
+        decode_short(*args)  # the real short pass, its text replaced
+        return short_text
+
+    monkeypatch.setattr(transcriber, "_decode_short", looping)
+    transcript = transcriber.transcribe(question, SAMPLE_RATE)
+    assert words(transcript.text) == words(QUESTION)
+    assert encoder.frames == [1000, 3000]
+
+
+def test_a_short_pass_out_of_tokens_is_redone_in_the_full_window(stt, encoder, question, monkeypatch):
+    # A budget the question cannot fit in: a looping decode stops there too.
+    monkeypatch.setattr(whisper, "TOKENS_PER_SECOND", 0)
+    monkeypatch.setattr(whisper, "SPARE_TOKENS", 4)
+    transcript = whisper.WhisperTranscriber(min_window_seconds=10).transcribe(question, SAMPLE_RATE)
+    assert words(transcript.text) == words(QUESTION)
+    assert encoder.frames == [1000, 3000]
+
+
 def test_silence_around_speech_adds_no_words(stt, question):
     padded = silence(2.0) + question + noise(3.0)
     transcript = stt.transcribe(padded, SAMPLE_RATE)
@@ -61,9 +125,10 @@ def test_silence_is_an_empty_transcript(stt, pcm):
     assert transcript.duration == pytest.approx(len(pcm) / 2 / SAMPLE_RATE)
 
 
-def test_the_language_can_be_detected(stt, question, settings):
+def test_the_language_can_be_detected(stt, question, settings, encoder):
     settings.VOICE_STT_LANGUAGE = ""
     assert stt.transcribe(question, SAMPLE_RATE).language == "en"
+    assert set(encoder.frames) == {3000}  # detection takes faster-whisper's own 30 s path
 
 
 def test_an_unknown_language_is_a_clear_error(stt, question):
