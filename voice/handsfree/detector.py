@@ -116,6 +116,11 @@ class TurnDetector:
         return self._last_voiced
 
     @property
+    def voicing(self) -> bool:
+        """In a turn, and not in a pause: the latest window was speech."""
+        return self._turn is not None and self._silence is None
+
+    @property
     def seconds(self) -> float:
         return self.samples / SAMPLE_RATE
 

@@ -75,8 +75,9 @@ class Turn:
     started: float = field(default_factory=time.monotonic)
     ducked: Spoken | None = None  # the reply lowered for this turn
     barged_in: bool = False
-    partial: asyncio.Task | None = None
-    partial_at: float = 0.0  # stream seconds when the last partial started
+    partial: asyncio.Task | None = None  # the latest partial transcription
+    partial_at: float = 0.0  # stream seconds when it started
+    partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
     eager: asyncio.Task | None = None  # the speculative final transcription
     eager_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
 
@@ -94,7 +95,8 @@ class HandsFreeSession:
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(_vad_threads, vad.prepare)
+        """Load the VAD, and start the transcription processes: the first words should not wait for them."""
+        await asyncio.get_running_loop().run_in_executor(_vad_threads, prepare)
 
     async def feed(self, pcm: bytes) -> None:
         """More of the microphone (PCM16, 16 kHz, mono)."""
@@ -142,14 +144,16 @@ class HandsFreeSession:
         every = settings.VOICE_HANDSFREE_PARTIAL_SECONDS
         if not every or (turn.partial is not None and not turn.partial.done()):
             return
-        if self.detector.seconds - turn.partial_at < every or transcription().waiting:
+        # Only while words come: a pass started as they stop would hold up the final one behind it.
+        if not self.detector.voicing or self.detector.seconds - turn.partial_at < every or transcription().waiting:
             return
-        turn.partial_at = self.detector.seconds
-        turn.partial = self._spawn(self._partial(turn, self.detector.turn_audio()))
+        turn.partial_at, turn.partial_voiced = self.detector.seconds, self.detector.voiced
+        turn.partial = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
+        self._spawn(self._show_partial(turn, turn.partial))
 
-    async def _partial(self, turn: Turn, pcm: bytes) -> None:
+    async def _show_partial(self, turn: Turn, partial: asyncio.Task) -> None:
         try:
-            transcript = await transcription().transcribe(pcm, self.language)
+            transcript = await asyncio.shield(partial)  # it may become the final one: not cancelled with this
         except STTError as exc:
             logger.info("A hands-free partial transcript failed: %s", exc)
             return
@@ -164,7 +168,10 @@ class HandsFreeSession:
     def _quiet(self) -> None:
         turn = self.turn
         turn.eager_voiced = self.detector.voiced
-        turn.eager = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
+        if turn.partial is not None and turn.partial_voiced == turn.eager_voiced:
+            turn.eager = turn.partial  # it heard every word already: it is the final transcription
+        else:
+            turn.eager = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
 
     async def _ended(self, ended: TurnEnded) -> None:
         turn, self.turn = self.turn, None
@@ -179,7 +186,7 @@ class HandsFreeSession:
 
     async def _finish(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
         await self.host.send_event(protocol.ListenTurn(turn.id, "ended"))
-        if turn.partial is not None:
+        if turn.partial is not None and turn.partial is not eager:
             turn.partial.cancel()
         try:
             transcript: Transcript = await (eager or transcription().transcribe(ended.audio, self.language))
@@ -258,6 +265,11 @@ class HandsFreeSession:
         self.closed = True
         for task in list(self._tasks):
             task.cancel()
+
+
+def prepare() -> None:
+    vad.prepare()
+    transcription()
 
 
 def only_commands(text: str) -> bool:
