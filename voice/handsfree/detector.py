@@ -33,6 +33,7 @@ WINDOW_BYTES = WINDOW * 2
 @dataclass(frozen=True)
 class TurnOptions:
     start_ms: int = 200
+    onset_ms: int = 64  # speech this long may be someone talking over the assistant: lower it already
     end_silence_ms: int = 800
     eager_ms: int = 200
     on: float = 0.5
@@ -51,6 +52,18 @@ class TurnOptions:
             max_seconds=settings.VOICE_STT_MAX_SECONDS,
         )
         return replace(options, **overrides)
+
+
+@dataclass(frozen=True)
+class SpeechOnset:
+    """Speech for ``onset_ms``: perhaps a turn (``SpeechStarted`` follows), perhaps a cough (``OnsetFaded``)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class OnsetFaded:
+    at: float
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,7 @@ class TurnEnded:
     too_long: bool = False
 
 
-Event = SpeechStarted | SpeechQuiet | SpeechResumed | TurnEnded
+Event = SpeechOnset | OnsetFaded | SpeechStarted | SpeechQuiet | SpeechResumed | TurnEnded
 
 
 class TurnDetector:
@@ -100,6 +113,7 @@ class TurnDetector:
         kept = (self.options.preroll_ms + self.options.start_ms) // WINDOW_MS + 1
         self._preroll: deque[bytes] = deque(maxlen=kept)
         self._voiced_run = 0
+        self._onset_told = False
         self._gated = False
         self._turn: bytearray | None = None
         self._last_voiced = 0  # bytes of the turn up to its last voiced window
@@ -146,6 +160,7 @@ class TurnDetector:
         """Drop the turn in progress (the mode stopped, or the turn was refused)."""
         self._turn = None
         self._voiced_run = 0
+        self._onset_told = False
         self._preroll.clear()
 
     def _window(self, raw: bytes) -> Event | None:
@@ -164,8 +179,16 @@ class TurnDetector:
         if self._turn is None:
             self._preroll.append(raw)
             self._voiced_run = self._voiced_run + 1 if p > options.on else 0
-            if self._voiced_run * WINDOW_MS < options.start_ms:
+            voiced_ms = self._voiced_run * WINDOW_MS
+            if voiced_ms < options.start_ms:
+                if voiced_ms == 0 and self._onset_told:
+                    self._onset_told = False
+                    return OnsetFaded(self.seconds)
+                if voiced_ms >= options.onset_ms and not self._onset_told:
+                    self._onset_told = True
+                    return SpeechOnset(self.seconds)
                 return None
+            self._onset_told = False
             keep = self._voiced_run + self.options.preroll_ms // WINDOW_MS
             self._turn = bytearray(b"".join(list(self._preroll)[-keep:]))
             self._last_voiced = len(self._turn)

@@ -40,7 +40,7 @@ from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
 from ..turns import QueryRecording
 from . import vad
-from .detector import SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded
+from .detector import OnsetFaded, SpeechOnset, SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded
 from .echo import COMMANDS, FUNCTION_WORDS, Heard, classify, words
 from .playback import RECENT, Playback, Spoken
 
@@ -90,6 +90,7 @@ class HandsFreeSession:
         self.stream = vad.SileroStream()
         self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)
         self.turn: Turn | None = None
+        self.ducked: Spoken | None = None  # lowered at a speech onset, before any turn began
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
         self._tasks: set[asyncio.Task] = set()
@@ -106,7 +107,11 @@ class HandsFreeSession:
             raise protocol.ProtocolError("bad_audio", "PCM16 frames must hold whole samples.")
         events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self.detector.feed, pcm)
         for event in events:
-            if isinstance(event, SpeechStarted):
+            if isinstance(event, SpeechOnset):
+                await self._onset()
+            elif isinstance(event, OnsetFaded):
+                await self._faded()
+            elif isinstance(event, SpeechStarted):
                 await self._started()
             elif isinstance(event, SpeechQuiet):
                 self._quiet()
@@ -124,6 +129,7 @@ class HandsFreeSession:
     async def close(self) -> None:
         """Stop listening; a turn not yet ended is dropped (its work is cancelled)."""
         self.closed = True
+        await self._faded()
         if self.turn is not None:
             await self._unduck(self.turn)
             self._cancel(self.turn)
@@ -131,13 +137,24 @@ class HandsFreeSession:
         self.detector.reset()
 
     # --- A turn -----------------------------------------------------------------
+    async def _onset(self) -> None:
+        # A voice over the reply: every tab lowers it now, before it is known to be a turn (barge-in
+        # within 200 ms of the first syllable); a cough lets it back up at once.
+        speaking = self.playback.speaking()
+        if speaking is not None and self.ducked is None:
+            self.ducked = speaking
+            await self.host.publish_event(protocol.PlaybackDuck(speaking.message_id, True))
+
+    async def _faded(self) -> None:
+        ducked, self.ducked = self.ducked, None
+        if ducked is not None:
+            await self.host.publish_event(protocol.PlaybackDuck(ducked.message_id, False))
+
     async def _started(self) -> None:
         turn = self.turn = Turn(partial_at=self.detector.seconds)
         await self.host.send_event(protocol.ListenTurn(turn.id, "speaking"))
-        speaking = self.playback.speaking()
-        if speaking is not None:
-            turn.ducked = speaking
-            await self.host.publish_event(protocol.PlaybackDuck(speaking.message_id, True))
+        await self._onset()  # no onset for speech that began mid-window run: lowered here then
+        turn.ducked, self.ducked = self.ducked, None
 
     def _maybe_partial(self) -> None:
         turn = self.turn

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from voice import protocol
-from voice.handsfree.detector import SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnOptions
+from voice.handsfree.detector import (
+    OnsetFaded,
+    SpeechOnset,
+    SpeechQuiet,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+    TurnOptions,
+)
 from voice.handsfree.echo import Heard, classify, words
 from voice.handsfree.playback import Playback, chunk_seconds
 from voice.handsfree.session import only_commands
@@ -45,8 +54,10 @@ def test_a_turn_starts_after_enough_speech_and_ends_after_enough_silence():
     script = Script(0.9, 0.9, 0.1, *[0.9] * 4, *[0.1] * 8)
     detector = TurnDetector(script, OPTIONS)
     found = feed(detector, loud(15), piece=700)  # pieces that split windows: leftovers are kept
-    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, TurnEnded]
-    started, quiet_at, ended = found
+    # 64 ms of speech is an onset (the reply may be lowered); the dip makes it fade, the next run starts a turn.
+    assert [type(e) for e in found] == [SpeechOnset, OnsetFaded, SpeechOnset, SpeechStarted, SpeechQuiet, TurnEnded]
+    assert [e.at for e in found[:3]] == pytest.approx([2 * 0.032, 3 * 0.032, 5 * 0.032])
+    started, quiet_at, ended = found[3:]
     assert started.at == pytest.approx(6 * 0.032)  # the third window of the second run
     assert quiet_at.at - started.at == pytest.approx(0.032 * 3)  # 64 ms of silence after the 4th voiced window
     assert ended.at - started.at == pytest.approx(0.032 * 6)  # 160 ms of silence
@@ -58,14 +69,14 @@ def test_a_turn_starts_after_enough_speech_and_ends_after_enough_silence():
 def test_speech_in_a_pause_resumes_the_turn_and_the_quiet_says_so():
     script = Script(*[0.9] * 3, 0.1, 0.1, 0.1, 0.9, 0.9, *[0.1] * 5)
     found = feed(TurnDetector(script, OPTIONS), loud(13))
-    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, SpeechResumed, SpeechQuiet, TurnEnded]
+    assert [type(e) for e in found] == [SpeechOnset, SpeechStarted, SpeechQuiet, SpeechResumed, SpeechQuiet, TurnEnded]
 
 
 def test_in_between_probabilities_keep_the_silence_counting_once_it_started():
     # 0.4 is neither speech (> 0.5) nor silence (< 0.35): it does not start the count, nor stop it.
     script = Script(*[0.9] * 3, 0.4, 0.4, 0.1, 0.4, 0.4, 0.4, 0.4)
     found = feed(TurnDetector(script, OPTIONS), loud(10))
-    assert [type(e) for e in found] == [SpeechStarted, SpeechQuiet, TurnEnded]
+    assert [type(e) for e in found] == [SpeechOnset, SpeechStarted, SpeechQuiet, TurnEnded]
 
 
 def test_quiet_windows_never_reach_the_model_and_reset_it():
@@ -79,8 +90,8 @@ def test_a_turn_past_the_longest_utterance_ends_as_too_long():
     script = Script(*[0.9] * 100)
     found = feed(TurnDetector(script, OPTIONS), loud(70))
     # Cut at the longest utterance; the speech going on starts the next turn.
-    assert [type(e) for e in found] == [SpeechStarted, TurnEnded, SpeechStarted]
-    assert found[1].too_long and len(found[1].audio) >= 2 * 16000 * 2
+    assert [type(e) for e in found] == [SpeechOnset, SpeechStarted, TurnEnded, SpeechOnset, SpeechStarted]
+    assert found[2].too_long and len(found[2].audio) >= 2 * 16000 * 2
 
 
 @pytest.mark.parametrize(

@@ -179,3 +179,19 @@ async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, 
     await listen(second)
     for tab in (first, second):
         await tab.disconnect()
+
+
+async def test_a_short_sound_over_the_reply_lowers_it_for_a_moment_and_changes_nothing(
+    conversation, user, handsfree, piper_reply, voices
+):
+    tab = await connect(conversation, user)
+    await listen(tab)
+    message_id, _ = await reply_audio(tab, REPLY)
+    # 150 ms of a voice: enough to lower the reply (64 ms), not to start a turn (200 ms).
+    start = len(voices[OVER]) // 3 // 2 * 2
+    await talk(tab, silence(0.3) + voices[OVER][start : start + 4800] + silence(1.0))
+    frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=30)
+    await tab.disconnect()
+    assert [d["on"] for d in events(frames, "playback.duck")] == [True, False]
+    assert events(frames, "listen.turn") == []
+    assert (await Message.objects.aget(pk=message_id)).status == Message.Status.COMPLETE
