@@ -3,6 +3,15 @@
 // the socket was not joined, fetched.
 
 import { settleQuery } from "./composer.js";
+import {
+  handsFreeRefused,
+  handsFreeReplyDone,
+  onDuck,
+  onListenState,
+  onListenTurn,
+  onTurnTranscript,
+  turnStored,
+} from "./handsfree.js";
 import { getJson } from "./http.js";
 import { announce, chat, follower, list, showError } from "./page.js";
 import { cancelEvent, decodeBase64Chunk, heardEvent } from "./protocol.js";
@@ -45,6 +54,14 @@ export async function catchUp() {
   }
 }
 
+/** A reply stopped from any tab (Stop, a new query, a voice talking over it): no more of it plays here. */
+function stopReply(messageId, { tell = false } = {}) {
+  playHere.delete(messageId);
+  const heard = player.stopMessage(messageId);
+  // It was playing here: the server hears how much of it this tab played (its own figure is a guess).
+  if (tell && heard !== null) connection.send(heardEvent({ message_id: messageId, heard_ms: heard }));
+}
+
 export function onEvent(event) {
   switch (event.type) {
     case SERVER.MESSAGE:
@@ -67,16 +84,26 @@ export function onEvent(event) {
       record(event.message_id).done = event;
       chat.dataset.lastStatus = event.status;
       list.stopThinking();
-      if (event.status === STATUS.INTERRUPTED || event.status === STATUS.CANCELLED) {
-        // Stopped from any tab: no more of it plays here.
-        playHere.delete(event.message_id);
-        player.stopMessage(event.message_id);
-      }
+      if (event.status === STATUS.INTERRUPTED || event.status === STATUS.CANCELLED) stopReply(event.message_id);
+      handsFreeReplyDone(event.message_id);
       break;
     case SERVER.TRANSCRIPT:
-      onTranscript(event);
+      // With a turn_id, a hands-free turn's words; without, the push-to-talk utterance's.
+      if (event.turn_id) onTurnTranscript(event);
+      else onTranscript(event);
+      break;
+    case SERVER.LISTEN_STATE:
+      onListenState(event);
+      break;
+    case SERVER.LISTEN_TURN:
+      onListenTurn(event);
+      break;
+    case SERVER.PLAYBACK_DUCK:
+      onDuck(event);
       break;
     case SERVER.ERROR:
+      // About hands-free mode: said there (or not worth saying).
+      if (!event.message_id && handsFreeRefused(event)) break;
       // Refused: nothing was stored (an utterance, or the typed query in flight).
       if (!event.message_id && !voiceRefused(event)) settleQuery(true);
       showError(event.message);
@@ -90,7 +117,7 @@ function onMessage(event) {
   const message = event.message;
   if (message.role === "user") {
     if (event.requested_here) {
-      if (!voiceStored(message)) settleQuery();
+      if (!turnStored(message) && !voiceStored(message)) settleQuery();
       showError("");
     } else {
       // Another tab asked something: it interrupts what this tab is saying.
@@ -111,6 +138,10 @@ function onMessage(event) {
   if (message.role === "assistant" && message.status !== STATUS.STREAMING) {
     // Final. Its reply.done normally follows, but a full channel-layer queue can drop it: this is enough.
     record(message.id).done ??= { type: SERVER.REPLY_DONE, message_id: message.id, status: message.status, metrics: null };
+    // Cut short while its audio still plays here (a voice talked over it, another tab asked): it stops.
+    if (message.status === STATUS.INTERRUPTED) stopReply(message.id, { tell: true });
+    else if (message.status === STATUS.CANCELLED) stopReply(message.id);
+    handsFreeReplyDone(message.id);
   }
   list.upsert(message);
   announceReply(message);

@@ -43,6 +43,15 @@ export function micProblem(error) {
   }
 }
 
+/** A level meter (``.mic-level``) follows the microphone's loudness: -60 dB (or less) is empty, 0 dB full.
+ * Returns the level shown, 0 to 1. */
+export function showLevel(meter, rms) {
+  const level = rms > 0 ? Math.min(1, Math.max(0, (20 * Math.log10(rms) + 60) / 60)) : 0;
+  meter.style.setProperty("--level", level.toFixed(3));
+  meter.dataset.level = level.toFixed(2);
+  return level;
+}
+
 /** The microphone as chunks of 16 kHz mono PCM16: onchunk(ArrayBuffer, rms) about every 100 ms. */
 export class Microphone {
   constructor() {

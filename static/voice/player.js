@@ -8,11 +8,16 @@
 
 // Entries kept in `log`: enough for any test or benchmark, bounded for a day's use.
 export const LOG_LIMIT = 500;
+// Someone talks over the reply (hands-free barge-in): it goes this quiet, this fast.
+export const DUCK_GAIN = 0.1;
+const DUCK_SECONDS = 0.03;
 
 export class StreamPlayer {
   constructor() {
     this.context = null;
     this.output = null;
+    this.ducking = null; // GainNode between the chunks and the output: lowered by duck()
+    this.duckedId = null; // the reply lowered now, or null
     this.cursor = 0;
     this.sources = new Set();
     this.pending = Promise.resolve(); // decodes finish in order
@@ -36,6 +41,8 @@ export class StreamPlayer {
       this.output = this.context.createGain();
       this.output.gain.value = this.muted ? 0 : 1;
       this.output.connect(this.context.destination);
+      this.ducking = this.context.createGain();
+      this.ducking.connect(this.output);
     }
     if (this.context.state === "suspended") this.context.resume();
   }
@@ -93,6 +100,19 @@ export class StreamPlayer {
     return this.pending;
   }
 
+  /** Lower the reply sounding now at once (``on``), or bring it back; stopping it brings it back too. */
+  duck(on) {
+    if (!this.context) return;
+    const messageId = on ? this.playingMessageId : null;
+    if (on && messageId == null) return; // nothing sounds: nothing to lower
+    this.duckedId = messageId;
+    const gain = this.ducking.gain;
+    const now = this.context.currentTime;
+    gain.cancelScheduledValues(now);
+    gain.setValueAtTime(gain.value, now);
+    gain.linearRampToValueAtTime(on ? DUCK_GAIN : 1, now + DUCK_SECONDS);
+  }
+
   stop() {
     if (this.playing) {
       const now = performance.now();
@@ -108,6 +128,12 @@ export class StreamPlayer {
     this.sources.clear();
     this.scheduled = [];
     this.cursor = 0;
+    if (this.duckedId !== null) {
+      // Nothing sounds: back to full at once (an idle node may not run a ramp until the next sound).
+      this.duckedId = null;
+      this.ducking.gain.cancelScheduledValues(0);
+      this.ducking.gain.value = 1;
+    }
     if (this.onidle) this.onidle();
     if (this.onstatechange) this.onstatechange();
   }
@@ -146,12 +172,13 @@ export class StreamPlayer {
     const context = this.context;
     const source = context.createBufferSource();
     source.buffer = buffer;
-    source.connect(this.output);
+    source.connect(this.ducking);
+    const messageId = meta.message_id ?? null;
+    if (this.duckedId !== null && messageId !== this.duckedId) this.duck(false); // another reply: heard in full
     const start = Math.max(context.currentTime, this.cursor);
     source.start(start);
     this.cursor = start + buffer.duration;
     this.sources.add(source);
-    const messageId = meta.message_id ?? null;
     // Only the reply sounding now counts for heardMs: older replies' chunks can go.
     this.scheduled = this.scheduled.filter((chunk) => chunk.messageId === messageId);
     this.scheduled.push({ messageId, start, duration: buffer.duration });

@@ -72,3 +72,13 @@ export function speechEndEvent(clientId) {
 export function speechCancelEvent() {
   return frame(CLIENT.SPEECH_CANCEL, {});
 }
+
+/** Hands-free mode starts: the open microphone's frames follow for as long as it is on; the server finds the turns. */
+export function listenStartEvent() {
+  return frame(CLIENT.LISTEN_START, { format: SPEECH_FORMAT, sample_rate: SPEECH_RATE });
+}
+
+/** Hands-free mode ends: a turn not yet ended is dropped. */
+export function listenStopEvent() {
+  return frame(CLIENT.LISTEN_STOP, {});
+}

@@ -11,7 +11,7 @@
 import { autosize, ensureConversation, titleFrom } from "./composer.js";
 import { conversationNamed } from "./conversations.js";
 import { setIcon } from "./icons.js";
-import { Microphone, PushToTalk, micProblem, micUnavailable } from "./mic.js";
+import { Microphone, PushToTalk, micProblem, micUnavailable, showLevel } from "./mic.js";
 import { announce, chat, follower, input, keepLast, list, showError } from "./page.js";
 import { newClientId, speechCancelEvent, speechEndEvent, speechStartEvent } from "./protocol.js";
 import { session } from "./session.js";
@@ -22,11 +22,14 @@ import { RECORDING_ERRORS, SPEECH_ERRORS } from "./wire.js";
 const micButton = document.getElementById("mic");
 const micStatus = document.getElementById("mic-status");
 const micNote = document.getElementById("mic-note");
+const micLevel = document.getElementById("mic-level");
 
 const microphone = new Microphone();
 let utterance = null; // the one being recorded
 const heardOut = []; // sent, waiting for the server's answer; oldest first
 const voiceFrames = []; // {owner, data}: frames waiting for the socket
+let micBlocked = null; // why this page cannot record (a lasting problem, said in the note), or null
+let handsFree = false; // hands-free mode (handsfree.js) has the microphone: one microphone, one mode
 const KEEP_TRANSCRIPTS = 100;
 // Errors about an utterance; nothing was stored (docs/protocol.md, "Errors").
 const VOICE_ERRORS = new Set(SPEECH_ERRORS);
@@ -57,16 +60,11 @@ function showMicState() {
   micButton.setAttribute("aria-pressed", String(Boolean(utterance)));
   setIcon(micButton, utterance ? "mic-on" : "mic");
   micStatus.hidden = !utterance;
-  if (!utterance) showLevel(0);
+  if (!utterance) showMicLevel(0);
 }
 
-/** The meter follows the microphone's loudness: -60 dB (or less) is empty, 0 dB full. */
-function showLevel(rms) {
-  const level = rms > 0 ? Math.min(1, Math.max(0, (20 * Math.log10(rms) + 60) / 60)) : 0;
-  window.voiceMic.level = level;
-  const meter = document.getElementById("mic-level");
-  meter.style.setProperty("--level", level.toFixed(3));
-  meter.dataset.level = level.toFixed(2);
+function showMicLevel(rms) {
+  window.voiceMic.level = showLevel(micLevel, rms);
 }
 
 function noteProvisional(spoken, text) {
@@ -87,18 +85,38 @@ function dropUtterance(spoken) {
   showMicState();
 }
 
+function showMicButton() {
+  micButton.disabled = Boolean(micBlocked) || handsFree;
+  micButton.title = micBlocked ?? (handsFree ? "Hands-free is on: just talk" : "Hold to talk (or hold Space)");
+  micNote.textContent = micBlocked ?? "";
+  micNote.hidden = !micBlocked;
+}
+
 function disableMic(reason) {
-  micButton.disabled = true;
-  micButton.title = reason;
-  micNote.textContent = reason;
-  micNote.hidden = false;
+  micBlocked = reason;
+  showMicButton();
 }
 
 function enableMic() {
-  if (micUnavailable() || !micButton.disabled) return;
-  micButton.disabled = false;
-  micButton.title = "Hold to talk (or hold Space)";
-  micNote.hidden = true;
+  if (micUnavailable() || !micBlocked) return;
+  micBlocked = null;
+  showMicButton();
+}
+
+/** Hands-free mode takes the microphone (``taken``) or gives it back: the mic button is off meanwhile. */
+export function micTaken(taken) {
+  handsFree = taken;
+  showMicButton();
+}
+
+/** Whether push-to-talk is recording (or opening the microphone to). */
+export function talking() {
+  return Boolean(utterance);
+}
+
+/** Whether push-to-talk is recording, or waiting for the server to answer what was said. */
+export function talkPending() {
+  return Boolean(utterance) || heardOut.length > 0;
 }
 
 /** Pressed: the microphone starts, and whatever this tab is saying stops, as for a typed query. */
@@ -125,7 +143,7 @@ function startTalking() {
   microphone.onchunk = (pcm, rms) => {
     if (spoken.phase !== "listening" && spoken.phase !== "sending") return;
     sendVoice(spoken, pcm);
-    if (utterance === spoken) showLevel(rms);
+    if (utterance === spoken) showMicLevel(rms);
   };
   microphone.start().then(
     async () => {
@@ -210,6 +228,7 @@ export function voiceRefused(event) {
   let spoken;
   if (VOICE_ERRORS.has(event.code)) {
     spoken = ENDS_RECORDING.has(event.code) && utterance?.sent ? utterance : heardOut[0] ?? utterance;
+    if (!spoken) return true; // about audio, never about a typed query (hands-free audio, say)
   } else if (!connection.inFlight) {
     // Refused after it was heard (too many messages, too long): the words go to the box, to send again.
     spoken = heardOut[0];
