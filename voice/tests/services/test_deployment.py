@@ -114,6 +114,77 @@ def test_two_servers_two_workers_one_conversation(deployment):
         assert wav.readframes(wav.getnframes()) == pcm(frames_a)
 
 
+LISTEN = {"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}
+OVER = "Wait, tell me about the weekend in London instead."
+
+
+def read_until(tab, wanted, timeout: float = 60) -> list[tuple]:
+    """Frames up to and including the first event for which ``wanted(event)`` holds."""
+    frames = []
+    deadline = time.monotonic() + timeout
+    while not (frames and frames[-1][0] == "event" and wanted(frames[-1][1])):
+        frames.append(read_frame(tab, max(0.01, deadline - time.monotonic())))
+    return frames
+
+
+def test_a_voice_over_a_workers_reply_stops_it_on_every_server(deployment):
+    """Hands-free on server A; the reply made by a worker; another tab on server B; Redis between them all."""
+    from bench.stt import spoken, word_error_rate
+
+    site, (server_a, server_b), _workers = deployment
+    alice_on_a, alice_on_b = ChatClient(server_a), ChatClient(server_b)
+    conversation = alice_on_a.new_conversation()
+    over = spoken(OVER)
+    with alice_on_a.open(conversation) as tab_a, alice_on_b.open(conversation) as tab_b:
+        tab_a.send(json.dumps(LISTEN))
+        read_until(tab_a, lambda e: e["type"] == "listen.state" and e["state"] == "listening")
+        send_query(tab_a, THREE_SENTENCES)
+        while (frame := read_frame(tab_a, 60))[0] != "audio":
+            pass
+        reply_id = frame[1]["message_id"]
+        # The person talks over it, as the page's microphone would send it (100 ms frames).
+        voice = bytes(9600) + over + bytes(48000)
+        for offset in range(0, len(voice), 3200):
+            tab_a.send(voice[offset : offset + 3200])
+        heard = read_until(tab_a, lambda e: e["type"] == "reply.done" and e["message_id"] != reply_id)
+        on_b = read_until(
+            tab_b,
+            lambda e: (
+                e["type"] == "message" and e["message"]["id"] == reply_id and e["message"]["status"] == "interrupted"
+            ),
+        )
+    assert {"type": "playback.duck", "message_id": reply_id, "on": True} in events(on_b)
+    assert events(heard, "reply.done")[-1]["status"] == "complete"
+    turn = [e["turn_id"] for e in events(heard, "listen.turn") if e["phase"] == "speaking"][-1]
+    query, produced_by, status = site.shell(
+        "from voice.models import Message;"
+        f"q = Message.objects.get(client_id={turn!r}); r = Message.objects.get(pk={reply_id});"
+        "print(q.text.replace(' ', '_'), r.produced_by, r.status)"
+    ).split()
+    assert produced_by.startswith("worker:") and status == "interrupted"
+    assert word_error_rate([OVER], [query.replace("_", " ")]) <= 0.2
+
+
+def test_listening_sockets_are_counted_across_servers(deployment):
+    _site, (server_a, server_b), _workers = deployment
+    alice_on_a, alice_on_b = ChatClient(server_a), ChatClient(server_b)
+    conversation = alice_on_a.new_conversation()
+    with (
+        alice_on_a.open(conversation) as one,
+        alice_on_b.open(conversation) as two,
+        alice_on_a.open(conversation) as three,
+    ):
+        for tab in (one, two):
+            tab.send(json.dumps(LISTEN))
+            read_until(tab, lambda e: e["type"] == "listen.state" and e["state"] == "listening")
+        three.send(json.dumps(LISTEN))
+        assert events(read_until(three, lambda e: e["type"] == "error"), "error")[-1]["code"] == "listen_limit"
+        one.send(json.dumps({"type": "listen.stop"}))
+        read_until(one, lambda e: e["type"] == "listen.state" and e["state"] == "off")
+        three.send(json.dumps(LISTEN))  # a place is free again
+        read_until(three, lambda e: e["type"] == "listen.state" and e["state"] == "listening")
+
+
 def test_killing_a_worker_mid_flow_loses_no_query(deployment):
     site, servers, workers = deployment
     results: dict[int, list] = {}
