@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import abuse, conversations, llm, measure, speech_text, stt, supervision
+from . import abuse, conversations, handsfree, llm, measure, speech_text, stt, supervision
 from .piper_http import PiperHttpServer, timed_post
 from .report import Report
 from .talk import Talk
@@ -25,7 +25,7 @@ from .talk import Talk
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-SECTIONS = ("wire", "llm", "conversations", "abuse", "supervision", "stt", "speech_text", "engine")
+SECTIONS = ("wire", "llm", "conversations", "abuse", "supervision", "stt", "handsfree", "speech_text", "engine")
 
 
 def run(
@@ -58,6 +58,8 @@ def run(
         results["stt"] = stt.measure(quick)
         if "llm" in results:  # measured on the local model's server
             results["stt"]["wire"] = results["llm"].pop("speak")
+    if wanted("handsfree"):
+        results["handsfree"] = _hands_free(repeats, quick)
     if wanted("conversations"):
         results["conversations"] = _conversations(quick, levels)
     if wanted("abuse"):
@@ -280,6 +282,26 @@ def _local_model(repeats: int, quick: bool) -> dict:
             results["interruption"] = asyncio.run(llm.interruption(client, max(1, repeats // 2)))
             question = stt.spoken("What is a good name for a cat?")
             results["speak"] = asyncio.run(stt.speak_to_first_audio(client, question, max(1, repeats // 2)))
+        finally:
+            server.stop()
+            site.destroy()
+    return results
+
+
+def _hands_free(repeats: int, quick: bool) -> dict:
+    """The end-of-turn rule on pauses (in this process), then hands-free turns on a Daphne with the local model."""
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
+    results = {"turn_rule": handsfree.turn_rule(quick)}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-handsfree-") as scratch:
+        site = Site(Path(scratch), database="sqlite", VOICE_RESPONDER="local", VOICE_TTS_CACHE_MB="0").setup()
+        server = DaphneServer(site).start()
+        try:
+            client = ChatClient(server)
+            asyncio.run(measure.ours(client, client.new_conversation(), llm.QUESTIONS[0]))  # warm the model and voice
+            runs = 1 if quick else max(3, repeats // 2)
+            results["wire"] = asyncio.run(handsfree.over_the_wire(client, runs))
+            results["page"] = handsfree.in_the_page(server, runs)
         finally:
             server.stop()
             site.destroy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from . import abuse, conversations, llm, speech_text, stt, supervision
+from . import abuse, conversations, handsfree, llm, speech_text, stt, supervision
 from .tables import table
 
 TARGETS = {
@@ -334,6 +334,9 @@ class Report:
     def stt_sections(self) -> list[tuple[str, str]]:
         return stt.tables(self.r["stt"]) if "stt" in self.r else []
 
+    def handsfree_sections(self) -> list[tuple[str, str]]:
+        return handsfree.tables(self.r["handsfree"]) if "handsfree" in self.r else []
+
     def capacity_sections(self) -> list[tuple[str, str]]:
         sections = conversations.tables(self.r["conversations"]) if "conversations" in self.r else []
         sections += abuse.tables(self.r["abuse"]) if "abuse" in self.r else []
@@ -364,6 +367,7 @@ class Report:
             *self.llm_sections(),
             *self.capacity_sections(),
             *self.stt_sections(),
+            *self.handsfree_sections(),
             *self.text_sections(),
             ("Targets", self.targets_table()),
         ]
@@ -505,6 +509,13 @@ class Report:
             parts.append("## Speech-ready text\n\n" + titled(self.text_sections()))
         if "stt" in self.r:
             parts.append("## Voice input\n\n" + titled(self.stt_sections()))
+        if "handsfree" in self.r:
+            parts.append(
+                "## Hands-free mode\n\n"
+                + handsfree.__doc__.split("\n\n", 1)[1].strip()
+                + "\n\n"
+                + titled(self.handsfree_sections())
+            )
         if "llm" in self.r:
             parts.append("## Real answers: the local language model\n\n" + titled(self.llm_sections()))
         parts.append("## Analysis\n\n" + self.analysis())

@@ -31,6 +31,13 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert llm["speed"]["first_token"] > 0 and llm["speed"]["tokens_per_second"] > 1
     assert llm["wire"][1]["errors"] == 0 and 0 < llm["wire"][1]["p50"] <= llm["wire"][1]["p95"]
     assert 0 < llm["interruption"]["old_stopped"] and 0 < llm["interruption"]["new_audio"]
+    hands_free = results["handsfree"]
+    assert hands_free["turn_rule"]["total"] == 12 and 0.8 < hands_free["turn_rule"]["delay_mean"] < 1.0
+    wire = hands_free["wire"]
+    # The final transcript is ready when the turn ends (the eager pass), and the answer follows.
+    assert 0.8 <= wire["turn_end"] <= wire["final"] < wire["first_audio"]
+    assert wire["open_microphone"]["cpu_per_hour"] > 0
+    assert hands_free["page"]["turn_end_to_sound"] > 0
     load = results["conversations"]
     for responder, levels in load["responders"].items():
         assert list(levels) == [1, 2], responder
