@@ -52,6 +52,8 @@ SCENARIOS = {
     # The reply's own words in its own voice, a little quieter: what a speaker next to the microphone sends back.
     "echo": lambda: np.concatenate([seconds(1.5), voice(REPLY, 0.5), seconds(4)]),
     "noise": noise_and_clicks,
+    # Long enough to drop the connection and come back before the question.
+    "after_a_reconnect": lambda: np.concatenate([seconds(18), voice(FIRST), seconds(4)]),
 }
 
 
@@ -195,3 +197,46 @@ def test_noise_and_clicks_store_nothing(microphone, server):
     assert queries(server, before) == []
     assert not [t for t in page.evaluate("window.voiceHandsFree.turns") if t["phase"] == "ended"]
     assert page.evaluate("window.voiceHandsFree.state") == "listening"
+
+
+@pytest.mark.parametrize("microphone", ["after_a_reconnect"], indirect=True)
+def test_hands_free_comes_back_after_the_connection_drops(microphone, server):
+    page, before = microphone, last_id(server)
+    hands_free_on(page)
+    server.stop()
+    try:
+        page.wait_for_function("document.getElementById('chat').dataset.connection === 'reconnecting'")
+        page.wait_for_function("!window.voiceHandsFree.listening")
+        assert page.get_by_role("button", name="Hands-free").get_attribute("aria-pressed") == "true"  # still on
+    finally:
+        server.start()
+    page.wait_for_function("window.voiceHandsFree.listening", timeout=40_000)  # listen.start again, by itself
+    wait_for_reply(page, 0)
+    ((text, client_id),) = queries(server, before)
+    assert word_error_rate([FIRST], [text]) <= 0.2 and client_id.startswith("h-")
+
+
+def test_a_blocked_microphone_is_explained_and_the_mode_stays_off(playwright, server):
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream"]
+    )
+    context = new_context(browser)
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server)
+    session = context.new_cdp_session(page)
+    within = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
+    session.send(
+        "Browser.setPermission",
+        {"permission": {"name": "microphone"}, "setting": "denied", "origin": server.url, "browserContextId": within},
+    )
+    button = page.get_by_role("button", name="Hands-free")
+    button.focus()
+    page.keyboard.press("Enter")  # reachable by keyboard
+    page.wait_for_selector("#chat-error:not([hidden])")
+    assert page.locator("#chat-error-text").text_content().startswith("The microphone is blocked for this page.")
+    assert button.get_attribute("aria-pressed") == "false" and page.evaluate("window.voiceHandsFree.state") == "off"
+    assert page.locator("#handsfree-status").is_hidden()
+    context.close()
+    browser.close()
+    assert errors == []
