@@ -69,6 +69,17 @@ def log_in(page, server, next_path="/c/new/"):
     page.wait_for_function("window.voicePlayer !== undefined")
 
 
+def deny_microphone(context, page, server) -> None:
+    """The person said no to the microphone (in the browser's prompt or its site settings)."""
+    session = context.new_cdp_session(page)
+    within = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
+    session.send(
+        "Browser.setPermission",
+        {"permission": {"name": "microphone"}, "setting": "denied", "origin": server.url, "browserContextId": within},
+    )
+    assert page.evaluate("navigator.permissions.query({name: 'microphone'}).then(status => status.state)") == "denied"
+
+
 def watch_errors(page) -> list:
     """JavaScript errors of the page, to assert there were none."""
     errors = []

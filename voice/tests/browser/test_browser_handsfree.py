@@ -18,7 +18,16 @@ from bench.stt import spoken, word_error_rate
 from voice import audio
 from voice.stt import SAMPLE_RATE
 from voice.tests import pages
-from voice.tests.pages import CHROMIUM, CHROMIUM_ARGS, log_in, new_context, send, wait_for_reply, watch_errors
+from voice.tests.pages import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    deny_microphone,
+    log_in,
+    new_context,
+    send,
+    wait_for_reply,
+    watch_errors,
+)
 
 pytestmark = pytest.mark.browser
 server = pages.server  # one Daphne for the module
@@ -224,12 +233,7 @@ def test_a_blocked_microphone_is_explained_and_the_mode_stays_off(playwright, se
     page = context.new_page()
     errors = watch_errors(page)
     log_in(page, server)
-    session = context.new_cdp_session(page)
-    within = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
-    session.send(
-        "Browser.setPermission",
-        {"permission": {"name": "microphone"}, "setting": "denied", "origin": server.url, "browserContextId": within},
-    )
+    deny_microphone(context, page, server)
     button = page.get_by_role("button", name="Hands-free")
     button.focus()
     page.keyboard.press("Enter")  # reachable by keyboard

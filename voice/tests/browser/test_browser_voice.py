@@ -21,6 +21,7 @@ from voice.tests.pages import (
     CHROMIUM,
     CHROMIUM_ARGS,
     box,
+    deny_microphone,
     log_in,
     new_context,
     playback,
@@ -201,14 +202,7 @@ def test_a_blocked_microphone_is_explained_and_the_page_still_works(browser_that
     page = context.new_page()
     errors = watch_errors(page)
     log_in(page, server)
-    # The person said no (in the browser's prompt or its site settings).
-    session = context.new_cdp_session(page)
-    within = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
-    session.send(
-        "Browser.setPermission",
-        {"permission": {"name": "microphone"}, "setting": "denied", "origin": server.url, "browserContextId": within},
-    )
-    assert page.evaluate("navigator.permissions.query({name: 'microphone'}).then(status => status.state)") == "denied"
+    deny_microphone(context, page, server)
     mic(page).click()
     page.wait_for_selector("#chat-error:not([hidden])")
     blocked = "The microphone is blocked for this page."
