@@ -94,8 +94,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # Replies go on without this tab: other tabs and the history want them.
         self.end_listening()
-        await self.end_handsfree(tell=False)
-        await self._leave()
+        try:
+            await self.end_handsfree(tell=False)
+        finally:
+            await self._leave()
 
     async def _leave(self) -> None:
         if not self.joined:
@@ -123,7 +125,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Out of the groups before the close: not one more event of the
         # conversation reaches a socket whose session has ended.
         self.end_listening()
-        await self.end_handsfree(tell=False)
+        await self.end_handsfree(tell=False, drop_all=True)
         await self._leave()
         await self.close(code=Close.UNAUTHENTICATED)
 
@@ -212,9 +214,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_audio(self, pcm: bytes) -> None:
         if self.handsfree is not None:
             await self.handsfree.feed(pcm)
-            if time.monotonic() - self.listening_claimed > limits.LEASE / 4:
+            if self.handsfree is not None and time.monotonic() - self.listening_claimed > limits.LEASE / 4:
                 self.listening_claimed = time.monotonic()
-                await limits.claim(self.scope["user"].pk, self.channel_name)
+                await limits.claim(self.scope["user"].pk, self.channel_name)  # renewed, even past a lowered limit
             return
         if self.listening is None:
             if not self.stray_audio_reported:  # once, not once per frame
@@ -237,10 +239,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return  # its error was sent already
             raise protocol.ProtocolError("speech_not_started", "There is no utterance to end: send speech.start first.")
         transcript = await listening.finish()  # NoSpeech: "I didn't catch that.", nothing stored
-        text = protocol.storable_text(transcript.text, limit=settings.VOICE_MAX_QUERY_CHARS)
-        await self.send_event(protocol.Transcribed(text, final=True))
-        recording = QueryRecording(listening.utterance.wav(), round(listening.utterance.duration * 1000))
-        await self.ask(text, event.client_id, event.interrupted, received_at, recording)
+        pcm = listening.utterance.pcm()
+        await self.ask_spoken(transcript.text, event.client_id, pcm, received_at, interrupted=event.interrupted)
+
+    async def ask_spoken(
+        self,
+        text: str,
+        client_id: str,
+        pcm: bytes,
+        received_at: float,
+        *,
+        turn_id: str = "",
+        interrupted: protocol.Interrupted | None = None,
+    ) -> None:
+        """A final transcript to the speaking tab, then stored as a query with its recording, and answered."""
+        text = protocol.storable_text(text, limit=settings.VOICE_MAX_QUERY_CHARS)
+        await self.send_event(protocol.Transcribed(text, final=True, turn_id=turn_id))
+        await self.ask(text, client_id, interrupted or protocol.Interrupted(), received_at, QueryRecording.of(pcm))
 
     async def on_speech_cancel(self, event: protocol.SpeechCancel) -> None:
         self.end_listening()
@@ -263,31 +278,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             self.listening_claimed = time.monotonic()
             session = HandsFreeSession(self, self.playback)
-            await session.start()
+            try:
+                await session.start()
+            except Exception:
+                logger.exception("Hands-free mode could not start")
+                await limits.release(self.scope["user"].pk, self.channel_name)
+                await self.send_event(protocol.ListenState("off", "failed"))
+                raise protocol.ProtocolError(
+                    "listen_failed", "Hands-free mode could not start on the server; try again in a moment."
+                ) from None
             self.handsfree = session
         await self.send_event(protocol.ListenState("listening"))
 
     async def on_listen_stop(self, event: protocol.ListenStop) -> None:
         await self.end_handsfree()
 
-    async def end_handsfree(self, reason: str = "stopped", *, tell: bool = True) -> None:
+    async def end_handsfree(self, reason: str = "stopped", *, tell: bool = True, drop_all: bool = False) -> None:
+        """Hands-free mode off (``drop_all``: turns already ended are not asked either); ``tell`` the tab."""
         session, self.handsfree = self.handsfree, None
-        if session is None:
-            return
-        await session.close()
         try:
-            await limits.release(self.scope["user"].pk, self.channel_name)
-        except Exception:
-            logger.exception("Could not release a hands-free claim; it lapses by itself")
-        if tell:
-            await self.send_event(protocol.ListenState("off", reason))
+            if session is not None:
+                await (session.cancel() if drop_all else session.close())
+        finally:
+            if session is not None:
+                try:
+                    await limits.release(self.scope["user"].pk, self.channel_name)
+                except Exception:
+                    logger.exception("Could not release a hands-free claim; it lapses by itself")
+            if tell:  # also when it was not on: listen.stop always has an answer
+                await self.send_event(protocol.ListenState("off", reason))
 
-    # The session's host (voice.handsfree.session.Host).
+    # The session's host (voice.handsfree.session.Host); ask_spoken is above.
     async def publish_event(self, event: protocol.Event) -> None:
         await self.turns.publisher(self.channel_name).try_send(event)
 
-    async def ask_spoken(self, text: str, turn_id: str, recording: QueryRecording, received_at: float) -> None:
-        await self.ask(text, turn_id, protocol.Interrupted(), received_at, recording)
+    async def count_turn(self) -> None:
+        await self.within_rate_limit("speech_rate_limited", settings.VOICE_SPEECH_RATE_LIMIT, "utterances")
 
     async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
         await self.turns.stop(Message.Status.INTERRUPTED, protocol.Interrupted(message_id, heard_ms))
@@ -331,8 +357,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def audio_chunk(self, event: dict) -> None:
         chunk = protocol.AudioData.from_event(event)
-        if self.handsfree is not None:  # only a listening socket needs to know what is being said
-            self.playback.audio(chunk.header["message_id"], chunk_seconds(chunk.header, chunk.data))
+        if event.get("origin") == self.channel_name:  # the page plays the replies it asked for
+            header = chunk.header
+            seconds = chunk_seconds(header, chunk.data)
+            self.playback.audio(header["message_id"], seconds, header["text_start"], header["text_end"])
         if self.base64_audio:
             await self.send_json(chunk.base64_event())
         else:

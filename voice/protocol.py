@@ -91,7 +91,7 @@ SPEECH_ERRORS = (
 )
 
 # Errors about hands-free mode: the page shows them by its button (listen_limit: the mode is off).
-LISTEN_ERRORS = ("hands_free_on", "listen_limit")
+LISTEN_ERRORS = ("hands_free_on", "listen_limit", "listen_failed", "audio_too_fast")
 
 
 class Event:
@@ -456,7 +456,7 @@ class ListenState(Event):
 
     type: ClassVar[str] = "listen.state"
     state: str  # "listening" | "off"
-    reason: str = ""  # when off: "stopped" | "idle" | "limit"
+    reason: str = ""  # when off: "stopped" | "idle" | "limit" | "failed"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from . import dispatch, protocol
+from . import audio, dispatch, protocol
 from .exceptions import VoiceError
 from .layers import CHANNEL_LAYER_ERRORS
 from .models import Conversation, Message
@@ -57,6 +57,12 @@ class QueryRecording:
 
     wav: bytes
     duration_ms: int
+
+    @classmethod
+    def of(cls, pcm: bytes) -> QueryRecording:
+        """The recording of voice input (mono PCM16 at ``protocol.SPEECH_RATE``)."""
+        rate = protocol.SPEECH_RATE
+        return cls(audio.wav_bytes(pcm, rate), round(1000 * audio.pcm_duration(len(pcm), rate)))
 
 
 @database_sync_to_async

@@ -478,6 +478,9 @@ VOICE_HANDSFREE_PARTIAL_SECONDS = env_float("VOICE_HANDSFREE_PARTIAL_SECONDS", 1
 VOICE_HANDSFREE_IDLE_MINUTES = env_float("VOICE_HANDSFREE_IDLE_MINUTES", 5.0)
 # Sockets of one user that may listen at once (0: no limit).
 VOICE_HANDSFREE_SOCKETS_PER_USER = env_int("VOICE_HANDSFREE_SOCKETS_PER_USER", 2)
+# Seconds the microphone's audio may run ahead of the wall clock (network jitter) before frames are dropped:
+# a client pushing audio faster than it is spoken would take the voice-activity thread from everyone.
+VOICE_HANDSFREE_AHEAD_SECONDS = env_float("VOICE_HANDSFREE_AHEAD_SECONDS", 3.0)
 # --- End of hands-free mode -----------------------------------------------------
 # --- Speech-ready text (voice.filters.speech) ---------------------------------
 # Said instead of a code block, which is shown but not read aloud (unset or blank: this default).

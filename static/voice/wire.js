@@ -74,6 +74,8 @@ export const RECORDING_ERRORS = Object.freeze([
 export const LISTEN_ERRORS = Object.freeze([
   "hands_free_on",
   "listen_limit",
+  "listen_failed",
+  "audio_too_fast",
 ]);
 
 /** The one audio format voice input takes. */

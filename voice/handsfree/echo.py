@@ -36,7 +36,7 @@ FUNCTION_WORDS = frozenset(
 )
 
 
-class Heard(StrEnum):
+class Meaning(StrEnum):
     NOTHING = "nothing"  # no words at all: noise, a cough
     ECHO = "echo"  # the assistant's own words
     BACKCHANNEL = "backchannel"  # an acknowledgement only
@@ -57,35 +57,35 @@ def words(text: str) -> list[str]:
     return found
 
 
-def _said(word: str, said: set[str]) -> bool:
+def _in_vocabulary(word: str, said: set[str]) -> bool:
     if word in said:
         return True
     return any(fuzz.ratio(word, other) >= WORD_MATCH for other in said if abs(len(other) - len(word)) < 4)
 
 
-def classify(heard: str, said: str = "") -> Heard:
+def classify(heard: str, said: str = "") -> Meaning:
     """What ``heard`` is, given what the assistant was saying meanwhile (``said``; empty if nothing)."""
     heard_words = words(heard)
     if not heard_words:
-        return Heard.NOTHING
+        return Meaning.NOTHING
     said_words = words(said)
     if not said_words:
-        return Heard.SPEECH  # nothing to echo and nobody to interrupt: even "yes" answers something
+        return Meaning.SPEECH  # nothing to echo and nobody to interrupt: even "yes" answers something
     vocabulary = set(said_words)
-    new = [word for word in heard_words if not _said(word, vocabulary)]
+    new = [word for word in heard_words if not _in_vocabulary(word, vocabulary)]
     if any(word in COMMANDS for word in new):
-        return Heard.COMMAND
+        return Meaning.COMMAND
     coverage = 1 - len(new) / len(heard_words)
     if (
         coverage >= ECHO_COVERAGE
         and len(new) <= ECHO_MAX_NEW_WORDS
         and fuzz.partial_ratio(" ".join(heard_words), " ".join(said_words)) >= ECHO_PARTIAL_RATIO
     ):
-        return Heard.ECHO
+        return Meaning.ECHO
     if " ".join(heard_words) in BACKCHANNEL_PHRASES or all(word in BACKCHANNELS for word in heard_words):
-        return Heard.BACKCHANNEL
+        return Meaning.BACKCHANNEL
     content = [word for word in new if word not in FUNCTION_WORDS and word not in BACKCHANNELS]
-    return Heard.SPEECH if len(content) >= 2 else Heard.UNSURE
+    return Meaning.SPEECH if len(content) >= 2 else Meaning.UNSURE
 
 
 BACKCHANNEL_PHRASES = frozenset({"got it", "i see", "thank you", "uh huh", "mm hmm", "all right"})

@@ -1,11 +1,14 @@
-"""What the assistant is saying on the page now, as this socket can tell from the audio it forwards.
+"""What the assistant is saying in this tab now, as its socket can tell from the audio it forwards.
 
-The page plays a reply's chunks gaplessly as they arrive (static/voice/player.js),
-so a chunk forwarded at time t plays from max(t, end of the one before) for its
-own duration. That estimate is enough to know whether the assistant is
-audible (to duck it, and to judge a barge-in), which words may come back as
-echo, and roughly how much of a reply was heard when a voice stopped it. The
-page's own ``heard`` event, when it comes, is the exact figure.
+The page plays the replies it asked for (``requested_here``), their chunks
+gaplessly as they arrive (static/voice/player.js): a chunk forwarded at time t
+plays from max(t, end of the one before) for its own duration, and its header
+says which characters of the reply it speaks. That estimate is enough to know
+whether the assistant is audible (to duck it, and to judge a barge-in), which
+words were sounding while a person spoke (only those can come back as echo:
+a follow-up that repeats the reply's words after it ended is a question), and
+roughly how much of a reply was heard when a voice stopped it. The page's own
+``heard`` event, when it comes, is the exact figure.
 """
 
 from __future__ import annotations
@@ -13,42 +16,65 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import audio
 
 # Echo reaches the microphone a little after the page plays it (network, buffers, the room).
 ECHO_SLACK = 0.6
-# Words the assistant said this long ago can still come back in a turn being heard.
-RECENT = 4.0
+
+
+@dataclass(frozen=True)
+class PlayedChunk:
+    start: float
+    end: float
+    text_start: int
+    text_end: int
 
 
 @dataclass
-class Spoken:
+class PlayedReply:
+    """One reply as this tab plays it."""
+
     message_id: int
     text: str = ""
-    started: float | None = None
-    ends: float = 0.0
+    chunks: list[PlayedChunk] = field(default_factory=list)
     stopped: bool = False
+
+    @property
+    def started(self) -> float | None:
+        return self.chunks[0].start if self.chunks else None
+
+    @property
+    def ends(self) -> float:
+        return self.chunks[-1].end if self.chunks else 0.0
 
     def heard_ms(self, now: float) -> int:
         if self.started is None:
             return 0
         return round(1000 * (min(now, self.ends) - self.started))
 
+    def said_between(self, since: float, until: float) -> str:
+        """The sentences that sounded (or began to) between ``since`` and ``until``."""
+        return " ".join(
+            self.text[chunk.text_start : chunk.text_end]
+            for chunk in self.chunks
+            if chunk.start <= until and chunk.end + ECHO_SLACK >= since
+        )
+
 
 class Playback:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._replies: deque[Spoken] = deque(maxlen=4)
+        self._replies: deque[PlayedReply] = deque(maxlen=4)
 
-    def _reply(self, message_id: int) -> Spoken:
-        for spoken in self._replies:
-            if spoken.message_id == message_id:
-                return spoken
-        spoken = Spoken(message_id)
-        self._replies.append(spoken)
-        return spoken
+    def _reply(self, message_id: int) -> PlayedReply:
+        for reply in self._replies:
+            if reply.message_id == message_id:
+                return reply
+        reply = PlayedReply(message_id)
+        self._replies.append(reply)
+        return reply
 
     def text(self, message_id: int, delta: str) -> None:
         self._reply(message_id).text += delta
@@ -56,43 +82,41 @@ class Playback:
     def final_text(self, message_id: int, text: str) -> None:
         self._reply(message_id).text = text
 
-    def audio(self, message_id: int, seconds: float) -> None:
-        """A chunk of ``seconds`` of reply ``message_id`` went to the page now."""
-        spoken, now = self._reply(message_id), self.clock()
-        if spoken.stopped:
+    def audio(self, message_id: int, seconds: float, text_start: int = 0, text_end: int = 0) -> None:
+        """A chunk of ``seconds`` of reply ``message_id``, speaking ``text[text_start:text_end]``, went to the page."""
+        reply, now = self._reply(message_id), self.clock()
+        if reply.stopped:
             return
-        start = max(now, spoken.ends)
-        if spoken.started is None:
-            spoken.started = start
-        spoken.ends = start + seconds
+        start = max(now, reply.ends)
+        reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end))
 
     def stopped(self, message_id: int) -> None:
         """The reply stopped playing (interrupted, cancelled, or stopped by a tab)."""
-        spoken, now = self._reply(message_id), self.clock()
-        spoken.stopped = True
-        spoken.ends = min(spoken.ends, now)
+        reply, now = self._reply(message_id), self.clock()
+        reply.stopped = True
+        reply.chunks = [
+            PlayedChunk(chunk.start, min(chunk.end, now), chunk.text_start, chunk.text_end)
+            for chunk in reply.chunks
+            if chunk.start <= now
+        ]
 
     def stopped_all(self) -> None:
         """Stop pressed: nothing plays any more."""
-        for spoken in list(self._replies):
-            self.stopped(spoken.message_id)
+        for reply in list(self._replies):
+            self.stopped(reply.message_id)
 
-    def speaking(self) -> Spoken | None:
+    def speaking(self) -> PlayedReply | None:
         """The reply being played now, if any."""
         now = self.clock()
-        for spoken in reversed(self._replies):
-            if spoken.started is not None and not spoken.stopped and spoken.started <= now < spoken.ends:
-                return spoken
+        for reply in reversed(self._replies):
+            if reply.started is not None and not reply.stopped and reply.started <= now < reply.ends:
+                return reply
         return None
 
-    def said(self, within: float = RECENT) -> str:
-        """The text of the replies audible in the last ``within`` seconds (and until echo can still arrive)."""
+    def said_since(self, since: float) -> str:
+        """What the assistant said from ``since`` (a ``clock()`` time) until now."""
         now = self.clock()
-        return " ".join(
-            spoken.text
-            for spoken in self._replies
-            if spoken.started is not None and spoken.ends + ECHO_SLACK + within > now
-        )
+        return " ".join(filter(None, (reply.said_between(since, now) for reply in self._replies)))
 
 
 def chunk_seconds(header: dict, data: bytes) -> float:

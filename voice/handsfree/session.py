@@ -1,24 +1,31 @@
 """One listening socket in hands-free mode: from an open microphone to stored queries.
 
-``HandsFreeSession.feed`` takes the microphone's PCM as it arrives. The turn
-detector (``detector``) runs in one small thread pool shared by every socket
-of the process (about 0.1 ms of CPU per 32 ms window: the event loop never
-runs the model). For each turn:
+``HandsFreeSession.feed`` takes the microphone's PCM as it arrives, no faster
+than real time (a client pushing audio faster would take the VAD thread from
+everyone). The turn detector (``detector``) runs in one small thread pool
+shared by every socket of the process (about 0.1 ms of CPU per 32 ms window:
+the event loop never runs the model). For each turn:
 
-- **start**: the tab is told (``listen.turn`` speaking). If the assistant is
-  audible, every tab ducks that reply (``playback.duck``).
-- **while it lasts**: a partial transcript every VOICE_HANDSFREE_PARTIAL_SECONDS
-  (skipped while other transcriptions wait: finals first). While a reply is
-  ducked, each partial is judged (``echo.classify``): a command or new words
-  stop the reply at once (barge-in), stored ``interrupted``.
+- **onset**: 64 ms of speech while the assistant is audible lower that reply
+  in every tab (``ducking``); if it fades before it is a turn, it comes back.
+- **start**: the tab is told (``listen.turn`` speaking); the turn counts
+  against VOICE_SPEECH_RATE_LIMIT, as a push-to-talk utterance does.
+- **while it lasts**: a partial transcript every VOICE_HANDSFREE_PARTIAL_SECONDS,
+  only while words come and no other transcription waits (finals first).
+  While a reply is lowered, each partial is judged (``echo.classify``): a
+  command or words of the person's own stop the reply (barge-in), stored
+  ``interrupted``.
 - **quiet**: at VOICE_HANDSFREE_EAGER_MS of silence the final transcription
-  starts; if the turn then ends with no new speech, it is the final one.
+  starts (or the latest partial is kept, if it heard the last word); speech
+  resuming cancels it.
 - **end**: nothing is stored for noise, echo, an acknowledgement or a bare
   "stop"; otherwise the words are stored with the recording and answered, as
-  a spoken query is (``client_id`` = the turn's id).
+  a spoken query is (``client_id`` = the turn's id), in the order they were
+  said. Whatever fails, the tab is told in a plain sentence and the lowered
+  reply comes back.
 
 The socket (``voice.consumers``) is the ``Host``: it owns sending, the
-conversation's group and the turns.
+conversation's group, the rate limits and the turns.
 """
 
 from __future__ import annotations
@@ -34,20 +41,24 @@ from typing import Protocol
 
 from django.conf import settings
 
-from .. import audio, protocol
-from ..exceptions import STTError, VoiceError
+from .. import protocol
+from ..exceptions import STTError, UtteranceTooLong, VoiceError
 from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
-from ..turns import QueryRecording
 from . import vad
 from .detector import OnsetFaded, SpeechOnset, SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded
-from .echo import COMMANDS, FUNCTION_WORDS, Heard, classify, words
-from .playback import RECENT, Playback, Spoken
+from .ducking import Ducking
+from .echo import COMMANDS, FUNCTION_WORDS, Meaning, classify, words
+from .playback import Playback, PlayedReply
 
 logger = logging.getLogger(__name__)
 
 # Voice activity for every listening socket of this process: one thread is plenty (see above).
 _vad_threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice-vad")
+# A turn's words are judged against what the assistant said from this long before the turn began.
+ECHO_LEAD = 1.0
+
+INTERNAL_ERROR = protocol.ErrorEvent("internal_error", "Something went wrong on the server.")
 
 
 class Host(Protocol):
@@ -59,8 +70,11 @@ class Host(Protocol):
     async def publish_event(self, event: protocol.Event) -> None:
         """To every tab of the conversation."""
 
-    async def ask_spoken(self, text: str, turn_id: str, recording: QueryRecording, received_at: float) -> None:
-        """Store ``text`` as a spoken query (with its recording) and answer it."""
+    async def count_turn(self) -> None:
+        """One more utterance of this user; ProtocolError past the rate limit."""
+
+    async def ask_spoken(self, text: str, client_id: str, pcm: bytes, received_at: float, *, turn_id: str) -> None:
+        """Store ``text`` as a spoken query (recorded in ``pcm``) and answer it; VoiceError if it was refused."""
 
     async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
         """Stop reply ``message_id`` (barge-in), heard for ``heard_ms``."""
@@ -73,31 +87,37 @@ class Host(Protocol):
 class Turn:
     id: str = field(default_factory=lambda: f"h-{secrets.token_hex(6)}")
     started: float = field(default_factory=time.monotonic)
-    ducked: Spoken | None = None  # the reply lowered for this turn
+    refused: bool = False  # past the rate limit: heard to its end, but nothing is done with it
+    ducked: PlayedReply | None = None  # the reply lowered for this turn
     barged_in: bool = False
     partial: asyncio.Task | None = None  # the latest partial transcription
     partial_at: float = 0.0  # stream seconds when it started
     partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
     eager: asyncio.Task | None = None  # the speculative final transcription
-    eager_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
+    eager_voiced: int = -1
 
 
 class HandsFreeSession:
     def __init__(self, host: Host, playback: Playback, *, language: str | None = None) -> None:
         self.host = host
         self.playback = playback
+        self.ducking = Ducking(host.publish_event)
         self.language = language
         self.stream = vad.SileroStream()
         self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)
         self.turn: Turn | None = None
-        self.ducked: Spoken | None = None  # lowered at a speech onset, before any turn began
+        self.onset: PlayedReply | None = None  # lowered at a speech onset, before any turn began
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
+        self._began = time.monotonic()
+        self._too_fast_told = False
+        self._in_order = asyncio.Lock()  # turns are asked in the order they were said
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         """Load the VAD, and start the transcription processes: the first words should not wait for them."""
-        await asyncio.get_running_loop().run_in_executor(_vad_threads, prepare)
+        await asyncio.get_running_loop().run_in_executor(_vad_threads, vad.prepare)
+        await asyncio.to_thread(transcription)
 
     async def feed(self, pcm: bytes) -> None:
         """More of the microphone (PCM16, 16 kHz, mono)."""
@@ -105,6 +125,14 @@ class HandsFreeSession:
             return
         if len(pcm) % 2:
             raise protocol.ProtocolError("bad_audio", "PCM16 frames must hold whole samples.")
+        ahead = settings.VOICE_HANDSFREE_AHEAD_SECONDS
+        if self.detector.seconds + len(pcm) / (2 * SAMPLE_RATE) > time.monotonic() - self._began + ahead:
+            if not self._too_fast_told:
+                self._too_fast_told = True
+                raise protocol.ProtocolError(
+                    "audio_too_fast", "The microphone's audio arrives faster than it is spoken; some was dropped."
+                )
+            return
         events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self.detector.feed, pcm)
         for event in events:
             if isinstance(event, SpeechOnset):
@@ -116,7 +144,7 @@ class HandsFreeSession:
             elif isinstance(event, SpeechQuiet):
                 self._quiet()
             elif isinstance(event, SpeechResumed):
-                pass  # the speculative transcript is stale; a newer one comes at the next quiet
+                self._resumed()
             elif isinstance(event, TurnEnded):
                 await self._ended(event)
         if self.turn is not None:
@@ -127,39 +155,52 @@ class HandsFreeSession:
             await self.host.listening_ended("idle")
 
     async def close(self) -> None:
-        """Stop listening; a turn not yet ended is dropped (its work is cancelled)."""
+        """Stop listening. A turn not yet ended is dropped; one that ended is still stored and answered."""
         self.closed = True
         await self._faded()
-        if self.turn is not None:
-            await self._unduck(self.turn)
-            self._cancel(self.turn)
-            self.turn = None
+        turn, self.turn = self.turn, None
+        if turn is not None:
+            self._cancel(turn)
+            if turn.ducked is not None:
+                await self.ducking.release(turn.ducked)
         self.detector.reset()
 
-    # --- A turn -----------------------------------------------------------------
+    async def cancel(self) -> None:
+        """The user signed out: drop everything at once, ended turns too."""
+        await self.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- Lowering the reply -------------------------------------------------------
     async def _onset(self) -> None:
-        # A voice over the reply: every tab lowers it now, before it is known to be a turn (barge-in
-        # within 200 ms of the first syllable); a cough lets it back up at once.
         speaking = self.playback.speaking()
-        if speaking is not None and self.ducked is None:
-            self.ducked = speaking
-            await self.host.publish_event(protocol.PlaybackDuck(speaking.message_id, True))
+        if speaking is not None and self.onset is None:
+            self.onset = speaking
+            await self.ducking.hold(speaking)
 
     async def _faded(self) -> None:
-        ducked, self.ducked = self.ducked, None
-        if ducked is not None:
-            await self.host.publish_event(protocol.PlaybackDuck(ducked.message_id, False))
+        onset, self.onset = self.onset, None
+        if onset is not None:
+            await self.ducking.release(onset)
 
+    # --- A turn -----------------------------------------------------------------
     async def _started(self) -> None:
         turn = self.turn = Turn(partial_at=self.detector.seconds)
+        try:
+            await self.host.count_turn()
+        except protocol.ProtocolError as exc:
+            turn.refused = True
+            await self._faded()
+            await self.host.send_event(protocol.ErrorEvent.of(exc))
+            return
         await self.host.send_event(protocol.ListenTurn(turn.id, "speaking"))
-        await self._onset()  # no onset for speech that began mid-window run: lowered here then
-        turn.ducked, self.ducked = self.ducked, None
+        await self._onset()  # speech that started loud, without an onset first
+        turn.ducked, self.onset = self.onset, None
 
     def _maybe_partial(self) -> None:
         turn = self.turn
         every = settings.VOICE_HANDSFREE_PARTIAL_SECONDS
-        if not every or (turn.partial is not None and not turn.partial.done()):
+        if turn.refused or not every or (turn.partial is not None and not turn.partial.done()):
             return
         # Only while words come: a pass started as they stop would hold up the final one behind it.
         if not self.detector.voicing or self.detector.seconds - turn.partial_at < every or transcription().waiting:
@@ -170,7 +211,7 @@ class HandsFreeSession:
 
     async def _show_partial(self, turn: Turn, partial: asyncio.Task) -> None:
         try:
-            transcript = await asyncio.shield(partial)  # it may become the final one: not cancelled with this
+            transcript = await partial
         except STTError as exc:
             logger.info("A hands-free partial transcript failed: %s", exc)
             return
@@ -178,85 +219,105 @@ class HandsFreeSession:
             return
         await self.host.send_event(protocol.Transcribed(transcript.text, final=False, turn_id=turn.id))
         if turn.ducked is not None and not turn.barged_in:
-            heard = classify(transcript.text, self._said(turn))
-            if heard in (Heard.COMMAND, Heard.SPEECH):
+            if classify(transcript.text, self._said_during(turn)) in (Meaning.COMMAND, Meaning.SPEECH):
                 await self._barge_in(turn)
 
     def _quiet(self) -> None:
         turn = self.turn
+        if turn.refused:
+            return
         turn.eager_voiced = self.detector.voiced
         if turn.partial is not None and turn.partial_voiced == turn.eager_voiced:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:
             turn.eager = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
 
+    def _resumed(self) -> None:
+        turn = self.turn
+        if turn.eager is not None and turn.eager is not turn.partial:
+            turn.eager.cancel()  # not started yet: never starts; a newer one comes at the next quiet
+        turn.eager, turn.eager_voiced = None, -1
+
     async def _ended(self, ended: TurnEnded) -> None:
         turn, self.turn = self.turn, None
-        received_at = time.monotonic()
-        if ended.too_long:
-            self._cancel(turn)
-            await self._discard(turn, "too_long")
+        if turn.refused:
             return
         eager = turn.eager if turn.eager_voiced == ended.voiced else None
-        # Finished in its own task: the microphone keeps being heard meanwhile (the next turn may begin).
-        self._spawn(self._finish(turn, ended, eager, received_at))
-
-    async def _finish(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
-        await self.host.send_event(protocol.ListenTurn(turn.id, "ended"))
         if turn.partial is not None and turn.partial is not eager:
             turn.partial.cancel()
-        try:
-            transcript: Transcript = await (eager or transcription().transcribe(ended.audio, self.language))
-        except (STTError, asyncio.CancelledError) as exc:
-            if self.closed:
-                return
-            logger.info("A hands-free turn could not be transcribed: %s", exc)
-            await self._discard(turn, "failed")
+        if ended.too_long:
+            too_long = UtteranceTooLong(settings.VOICE_STT_MAX_SECONDS)
+            await self._give_up(turn, "too_long", protocol.ErrorEvent.of(too_long))
             return
-        heard = classify(transcript.text, self._said(turn))
-        if heard is Heard.NOTHING:
-            await self._discard(turn, "noise")
-        elif heard in (Heard.ECHO, Heard.BACKCHANNEL):
-            await self._discard(turn, heard.value)
+        # Finished in its own task: the microphone keeps being heard meanwhile (the next turn may begin).
+        self._spawn(self._finish(turn, ended, eager, time.monotonic()))
+
+    async def _finish(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
+        async with self._in_order:
+            try:
+                await self._conclude(turn, ended, eager, received_at)
+            except Exception:
+                logger.exception("A hands-free turn failed")
+                await self._give_up(turn, "failed", INTERNAL_ERROR)
+            finally:
+                if turn.ducked is not None:  # asked: the reply it lowered was stopped, or never was
+                    await self.ducking.release(turn.ducked)
+
+    async def _conclude(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
+        await self.host.send_event(protocol.ListenTurn(turn.id, "ended"))
+        try:
+            transcript = await self._final_transcript(ended, eager)
+        except STTError as exc:
+            logger.info("A hands-free turn could not be transcribed: %s", exc)
+            await self._give_up(turn, "failed", protocol.ErrorEvent.of(exc))
+            return
+        meaning = classify(transcript.text, self._said_during(turn))
+        if meaning is Meaning.NOTHING:
+            await self._give_up(turn, "noise")
+        elif meaning in (Meaning.ECHO, Meaning.BACKCHANNEL):
+            await self._give_up(turn, meaning.value)
         elif turn.ducked is not None and only_commands(transcript.text):
             # "Stop." means stop: answering it would start the assistant talking again.
             await self._barge_in(turn)
-            await self._discard(turn, "command")
+            await self._give_up(turn, "command")
         else:
-            if turn.ducked is not None:
-                await self._barge_in(turn)
+            await self._barge_in(turn)
             try:
-                text = protocol.storable_text(transcript.text, limit=settings.VOICE_MAX_QUERY_CHARS)
-            except protocol.ProtocolError:
-                await self._discard(turn, "too_long")
-                return
-            await self.host.send_event(protocol.Transcribed(text, final=True, turn_id=turn.id))
-            duration_ms = round(1000 * audio.pcm_duration(len(ended.audio), SAMPLE_RATE))
-            recording = QueryRecording(audio.wav_bytes(ended.audio, SAMPLE_RATE), duration_ms)
-            try:
-                await self.host.ask_spoken(text, turn.id, recording, received_at)
-            except VoiceError as exc:
+                await self.host.ask_spoken(transcript.text, turn.id, ended.audio, received_at, turn_id=turn.id)
+            except VoiceError as exc:  # refused (too many messages, say): the page offers the words again
                 await self.host.send_event(protocol.ErrorEvent.of(exc))
 
-    def _said(self, turn: Turn) -> str:
-        return self.playback.said(within=time.monotonic() - turn.started + RECENT)
+    async def _final_transcript(self, ended: TurnEnded, eager: asyncio.Task | None) -> Transcript:
+        if eager is not None:
+            try:
+                return await eager
+            except STTError as exc:
+                logger.info("A speculative transcription failed (%s): transcribing the turn again", exc)
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    raise  # this turn is being dropped, not just its speculative pass
+        return await transcription().transcribe(ended.audio, self.language)
+
+    def _said_during(self, turn: Turn) -> str:
+        return self.playback.said_since(turn.started - ECHO_LEAD)
 
     async def _barge_in(self, turn: Turn) -> None:
-        if turn.barged_in or turn.ducked is None:
+        reply = turn.ducked
+        if reply is None or turn.barged_in or reply.stopped:
             return
         turn.barged_in = True
-        reply = turn.ducked
         heard_ms = reply.heard_ms(time.monotonic())
         self.playback.stopped(reply.message_id)
         await self.host.interrupt_reply(reply.message_id, heard_ms)
 
-    async def _discard(self, turn: Turn, reason: str) -> None:
-        await self._unduck(turn)
+    async def _give_up(self, turn: Turn, reason: str, error: protocol.ErrorEvent | None = None) -> None:
+        """Nothing is stored for this turn: the tab is told why (in words, for a failure), the reply comes back."""
+        if turn.ducked is not None:
+            await self.ducking.release(turn.ducked)
+            turn.ducked = None
         await self.host.send_event(protocol.ListenTurn(turn.id, "discarded", reason))
-
-    async def _unduck(self, turn: Turn) -> None:
-        if turn.ducked is not None and not turn.barged_in:
-            await self.host.publish_event(protocol.PlaybackDuck(turn.ducked.message_id, False))
+        if error is not None:
+            await self.host.send_event(error)
 
     def _cancel(self, turn: Turn) -> None:
         for task in (turn.partial, turn.eager):
@@ -276,17 +337,6 @@ class HandsFreeSession:
         error = task.exception()  # retrieved: a speculative transcript nobody needed may have failed
         if error is not None and not isinstance(error, STTError):
             logger.error("Hands-free work failed", exc_info=error)
-
-    def cancel(self) -> None:
-        """The socket is gone: drop everything at once."""
-        self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
-
-
-def prepare() -> None:
-    vad.prepare()
-    transcription()
 
 
 def only_commands(text: str) -> bool:

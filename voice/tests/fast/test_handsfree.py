@@ -14,7 +14,7 @@ from voice.handsfree.detector import (
     TurnEnded,
     TurnOptions,
 )
-from voice.handsfree.echo import Heard, classify, words
+from voice.handsfree.echo import Meaning, classify, words
 from voice.handsfree.playback import Playback, chunk_seconds
 from voice.handsfree.session import only_commands
 
@@ -97,23 +97,23 @@ def test_a_turn_past_the_longest_utterance_ends_as_too_long():
 @pytest.mark.parametrize(
     "heard, said, expected",
     [
-        ("", "Anything.", Heard.NOTHING),
-        ("Tomorrow will be sunny and warm.", "", Heard.SPEECH),
-        ("Yes.", "", Heard.SPEECH),  # nobody talking: a yes answers something
+        ("", "Anything.", Meaning.NOTHING),
+        ("Tomorrow will be sunny and warm.", "", Meaning.SPEECH),
+        ("Yes.", "", Meaning.SPEECH),  # nobody talking: a yes answers something
         # Echo garbled by the room and the recogniser: most words are the reply's.
         (
             "will be sunny and worm in the afternoon",
             "Tomorrow will be sunny and warm in the afternoon.",
-            Heard.ECHO,
+            Meaning.ECHO,
         ),
-        ("the weather in pairs is mild", "The weather in Paris is mild and dry.", Heard.ECHO),
-        ("Mm-hm.", "The weather in Paris is mild and dry.", Heard.BACKCHANNEL),
-        ("Okay, got it.", "The weather in Paris is mild and dry.", Heard.BACKCHANNEL),
-        ("Stop.", "The weather in Paris is mild and dry.", Heard.COMMAND),
-        ("Wait", "The weather in Paris is mild and dry.", Heard.COMMAND),
-        ("What about the weekend in London?", "The weather in Paris is mild and dry.", Heard.SPEECH),
-        ("What about", "The weather in Paris is mild and dry.", Heard.UNSURE),
-        ("It is 14 degrees", "It is fourteen degrees in Paris.", Heard.ECHO),  # digits and words match
+        ("the weather in pairs is mild", "The weather in Paris is mild and dry.", Meaning.ECHO),
+        ("Mm-hm.", "The weather in Paris is mild and dry.", Meaning.BACKCHANNEL),
+        ("Okay, got it.", "The weather in Paris is mild and dry.", Meaning.BACKCHANNEL),
+        ("Stop.", "The weather in Paris is mild and dry.", Meaning.COMMAND),
+        ("Wait", "The weather in Paris is mild and dry.", Meaning.COMMAND),
+        ("What about the weekend in London?", "The weather in Paris is mild and dry.", Meaning.SPEECH),
+        ("What about", "The weather in Paris is mild and dry.", Meaning.UNSURE),
+        ("It is 14 degrees", "It is fourteen degrees in Paris.", Meaning.ECHO),  # digits and words match
     ],
 )
 def test_what_words_heard_over_the_reply_are(heard, said, expected):
@@ -121,7 +121,7 @@ def test_what_words_heard_over_the_reply_are(heard, said, expected):
 
 
 def test_stop_said_by_the_reply_itself_is_echo_not_a_command():
-    assert classify("stop at the bakery", "On your way, stop at the bakery for bread.") is Heard.ECHO
+    assert classify("stop at the bakery", "On your way, stop at the bakery for bread.") is Meaning.ECHO
 
 
 def test_words_are_normalised():
@@ -146,27 +146,32 @@ class Clock:
 def test_playback_is_estimated_from_the_audio_sent():
     clock = Clock()
     playback = Playback(clock)
-    playback.text(7, "Hello ")
-    playback.text(7, "there.")
-    playback.audio(7, 1.0)
-    playback.audio(7, 2.0)  # queued behind the first: plays until 103
+    playback.text(7, "Hello there. ")
+    playback.text(7, "How are you?")
+    playback.audio(7, 1.0, 0, 12)
+    playback.audio(7, 2.0, 13, 25)  # queued behind the first: plays from 101 until 103
+    clock.now = 100.5
+    assert playback.speaking().message_id == 7 and playback.said_since(100) == "Hello there."
     clock.now = 102.5
-    assert playback.speaking().message_id == 7 and playback.speaking().heard_ms(clock.now) == 2500
-    assert playback.said() == "Hello there."
+    assert playback.speaking().heard_ms(clock.now) == 2500
+    assert playback.said_since(101.9) == "How are you?"  # the first sentence ended long before
+    assert playback.said_since(100) == "Hello there. How are you?"
     clock.now = 103.1
-    assert playback.speaking() is None and playback.said() == "Hello there."  # its echo may still come
+    assert playback.speaking() is None and playback.said_since(103) == "How are you?"  # its echo may still come
     clock.now = 110
-    assert playback.said() == ""
+    assert playback.said_since(105) == ""  # a turn that began after it: nothing of it can be echo
 
 
-def test_a_stopped_reply_is_no_longer_speaking():
+def test_a_stopped_reply_is_no_longer_speaking_and_said_only_what_played():
     clock = Clock()
     playback = Playback(clock)
-    playback.audio(7, 5.0)
+    playback.text(7, "One. Two.")
+    playback.audio(7, 5.0, 0, 4)
+    playback.audio(7, 5.0, 5, 9)
     clock.now = 101
     playback.stopped(7)
-    assert playback.speaking() is None
-    playback.audio(7, 5.0)  # chunks still in flight change nothing
+    assert playback.speaking() is None and playback.said_since(90) == "One."
+    playback.audio(7, 5.0, 5, 9)  # chunks still in flight change nothing
     assert playback.speaking() is None
 
 

@@ -1,7 +1,9 @@
 """Hands-free mode through the chat socket: an open microphone, our own Piper voice, Silero and Whisper for real."""
 
 import asyncio
+import time
 
+import numpy as np
 import pytest
 
 from bench.stt import spoken, word_error_rate, words
@@ -29,6 +31,8 @@ def voices() -> dict[str, bytes]:
 def handsfree(settings):
     settings.VOICE_HANDSFREE_PARTIAL_SECONDS = 1.0
     settings.VOICE_STT_PARTIAL_SECONDS = 0
+    # The tests send a microphone's audio as fast as they can, not as it is spoken.
+    settings.VOICE_HANDSFREE_AHEAD_SECONDS = 1000
 
 
 async def listen(tab) -> None:
@@ -37,8 +41,12 @@ async def listen(tab) -> None:
     assert events(frames, "listen.state")[-1] == {"type": "listen.state", "state": "listening", "reason": ""}
 
 
-async def talk(tab, pcm: bytes) -> None:
-    for offset in range(0, len(pcm), FRAME):
+async def talk(tab, pcm: bytes, *, as_spoken: bool = False) -> None:
+    """Send ``pcm`` in 100 ms frames: at once, or ``as_spoken`` (in real time, as a microphone does)."""
+    began = time.monotonic()
+    for n, offset in enumerate(range(0, len(pcm), FRAME)):
+        if as_spoken:
+            await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))
         await tab.send_to(bytes_data=pcm[offset : offset + FRAME])
 
 
@@ -69,7 +77,7 @@ async def test_two_questions_with_a_pause_are_two_turns_and_two_replies(
 
 
 async def test_noise_and_clicks_store_nothing(conversation, user, tone_engine, handsfree):
-    clicks = b"".join(silence(0.3) + audio.to_pcm16(__import__("numpy").full(80, 0.9)) for _ in range(6))
+    clicks = b"".join(silence(0.3) + audio.to_pcm16(np.full(80, 0.9)) for _ in range(6))
     tab = await connect(conversation, user)
     await listen(tab)
     await talk(tab, silence(1) + noise(3, 0.05) + clicks + noise(2, 0.2) + silence(1))
@@ -108,7 +116,7 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user
     message_id, reply = await reply_audio(tab, REPLY)
     # The reply reaches the microphone (no echo cancellation at all), a little quieter.
     echo = audio.to_pcm16(audio_samples(reply) * 0.5)
-    await talk(tab, echo + silence(1.5))
+    await talk(tab, echo + silence(1.5), as_spoken=True)  # judged against what is played meanwhile
     # The reply is lowered while the words are judged, then brought back.
     frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=60)
     assert [t["reason"] for t in events(frames, "listen.turn") if t["phase"] == "discarded"] == ["echo"]
@@ -131,7 +139,7 @@ async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
     echo = audio_samples(reply)[: len(voices[OVER]) // 2] * 0.2
     over = audio_samples(voices[OVER])
     over[: len(echo)] += echo
-    await talk(tab, silence(0.3) + audio.to_pcm16(over) + silence(1.5))
+    await talk(tab, silence(0.3) + audio.to_pcm16(over) + silence(1.5), as_spoken=True)
     frames = await until(tab, lambda e: e["type"] == "reply.done" and e["message_id"] != message_id, seconds=60)
     await tab.disconnect()
     interrupted = await Message.objects.aget(pk=message_id)
@@ -155,8 +163,6 @@ async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
 
 
 def audio_samples(pcm: bytes):
-    import numpy as np
-
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
 
 
@@ -187,11 +193,38 @@ async def test_a_short_sound_over_the_reply_lowers_it_for_a_moment_and_changes_n
     tab = await connect(conversation, user)
     await listen(tab)
     message_id, _ = await reply_audio(tab, REPLY)
-    # 150 ms of a voice: enough to lower the reply (64 ms), not to start a turn (200 ms).
-    start = len(voices[OVER]) // 3 // 2 * 2
-    await talk(tab, silence(0.3) + voices[OVER][start : start + 4800] + silence(1.0))
+    # The loudest 150 ms of a voice: enough to lower the reply (64 ms), not to start a turn (200 ms).
+    samples = audio_samples(voices[OVER])
+    energy = np.convolve(samples**2, np.ones(2400), mode="valid")
+    start = int(np.argmax(energy))
+    burst = audio.to_pcm16(samples[start : start + 2400])
+    await talk(tab, silence(0.3) + burst + silence(1.0), as_spoken=True)
     frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=30)
     await tab.disconnect()
     assert [d["on"] for d in events(frames, "playback.duck")] == [True, False]
     assert events(frames, "listen.turn") == []
     assert (await Message.objects.aget(pk=message_id)).status == Message.Status.COMPLETE
+
+
+async def test_audio_faster_than_speech_is_refused_once_and_dropped(conversation, user, tone_engine, settings):
+    settings.VOICE_HANDSFREE_AHEAD_SECONDS = 2
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await talk(tab, noise(10, 0.05))  # ten seconds of audio in a moment
+    frames = await until(tab, lambda e: e["type"] == "error", seconds=10)
+    assert events(frames, "error")[-1]["code"] == "audio_too_fast"
+    await tab.send_json_to({"type": "listen.stop"})
+    frames = await until(tab, lambda e: e["type"] == "listen.state", seconds=10)
+    assert events(frames, "error") == []  # said once, not once per frame
+    await tab.disconnect()
+
+
+async def test_turns_count_against_the_speech_rate_limit(conversation, user, tone_engine, handsfree, settings, voices):
+    settings.VOICE_SPEECH_RATE_LIMIT = 1
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await talk(tab, voices[FIRST] + silence(1.5) + voices[SECOND] + silence(1.5))
+    frames = await until(tab, lambda e: e["type"] == "error", seconds=60)
+    await tab.disconnect()
+    assert events(frames, "error")[-1]["code"] == "speech_rate_limited"
+    assert len([t for t in events(frames, "listen.turn") if t["phase"] == "speaking"]) == 1

@@ -142,9 +142,11 @@ def test_a_voice_over_a_workers_reply_stops_it_on_every_server(deployment):
         while (frame := read_frame(tab_a, 60))[0] != "audio":
             pass
         reply_id = frame[1]["message_id"]
-        # The person talks over it, as the page's microphone would send it (100 ms frames).
+        # The person talks over it, as the page's microphone sends it: 100 ms frames, in real time.
         voice = bytes(9600) + over + bytes(48000)
-        for offset in range(0, len(voice), 3200):
+        began = time.monotonic()
+        for n, offset in enumerate(range(0, len(voice), 3200)):
+            time.sleep(max(0.0, began + n * 0.1 - time.monotonic()))
             tab_a.send(voice[offset : offset + 3200])
         heard = read_until(tab_a, lambda e: e["type"] == "reply.done" and e["message_id"] != reply_id)
         on_b = read_until(
