@@ -40,6 +40,10 @@ THOUGHTS = [
     ("Can you tell me what to pack", "for a week of walking in the mountains?"),
 ]
 # About five seconds in our voice (bench.stt's "5 s" utterance): the issue's targets are for one that long.
+# Read back (VOICE_RESPONDER=readaloud is not what the bench server runs: the local model answers it, at
+# length), and talked over.
+BARGED_REPLY = "Tell me a long story about a lighthouse keeper and the storm that changed her life."
+OVER = "Wait, tell me about the weekend in London instead."
 QUESTION = "I would like to book a table for two people tomorrow evening at the Italian restaurant near the station."
 
 
@@ -145,6 +149,61 @@ async def _hands_free_turn(client, pcm: bytes, *, to_the_end: bool = False) -> d
     return {name: times[name] - times["voice_end"] for name in ("turn_end", "final", "first_audio") if name in times}
 
 
+async def _barge_in(client, reply_text: str, pcm: bytes) -> dict:
+    """A typed question whose reply plays; the person then talks over it, in real time.
+
+    Times from the first voiced sample sent to the reply lowered in another tab of the conversation
+    (``playback.duck``), and to that tab hearing it was interrupted.
+    """
+    from voice.stt import SAMPLE_RATE
+
+    conversation = client.new_conversation()
+    url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/"
+    from websockets.asyncio.client import connect
+
+    def socket():
+        return connect(url, additional_headers=client.headers(), max_size=None, open_timeout=30)
+
+    times: dict[str, float] = {}
+    async with socket() as speaker, socket() as other:
+        await speaker.send(json.dumps({"type": "listen.start", "format": "pcm_s16le", "sample_rate": SAMPLE_RATE}))
+        await speaker.send(json.dumps({"type": "query", "text": reply_text}))
+        while not isinstance(frame := await speaker.recv(), bytes):  # its first audio: it plays in that tab
+            pass
+        reply_id = json.loads(frame[4 : 4 + int.from_bytes(frame[:4], "big")])["message_id"]
+
+        async def watch() -> None:
+            async for frame in other:
+                if isinstance(frame, bytes):
+                    continue
+                event = json.loads(frame)
+                if event["type"] == "playback.duck" and event["on"]:
+                    times.setdefault("duck", time.perf_counter())
+                elif event["type"] == "message" and event["message"]["id"] == reply_id:
+                    if event["message"]["status"] == "interrupted":
+                        times.setdefault("interrupted", time.perf_counter())
+                        return
+
+        async def drain() -> None:
+            async for _frame in speaker:
+                pass
+
+        watcher, drainer = asyncio.create_task(watch()), asyncio.create_task(drain())
+        first_voiced = _voiced(pcm)[0]
+        stream = pcm + bytes(2 * SAMPLE_RATE * 2)
+        began = time.perf_counter()
+        for offset in range(0, len(stream), FRAME):
+            await asyncio.sleep(max(0.0, began + offset / (2 * SAMPLE_RATE) - time.perf_counter()))
+            await speaker.send(stream[offset : offset + FRAME])
+            if offset <= first_voiced < offset + FRAME:
+                times["voice_start"] = time.perf_counter()
+            if watcher.done():
+                break
+        await asyncio.wait_for(watcher, 30)
+        drainer.cancel()
+    return {name: times[name] - times["voice_start"] for name in ("duck", "interrupted") if name in times}
+
+
 async def over_the_wire(client, repeats: int) -> dict:
     """Hands-free turns, the same question by push-to-talk, and the CPU an open microphone costs."""
     from . import stt
@@ -155,6 +214,8 @@ async def over_the_wire(client, repeats: int) -> dict:
     microphone = await open_microphone_cost(client, 10 if repeats == 1 else 60)
     runs = [await _hands_free_turn(client, question) for _ in range(repeats)]
     ptt = await stt.speak_to_first_audio(client, question, repeats)
+    over = spoken(OVER)
+    barge_ins = [await _barge_in(client, BARGED_REPLY, over) for _ in range(repeats)]
 
     def median(name: str) -> float | None:
         found = [run[name] for run in runs if name in run]
@@ -167,6 +228,10 @@ async def over_the_wire(client, repeats: int) -> dict:
         "first_audio": median("first_audio"),
         "push_to_talk": ptt,
         "open_microphone": microphone,
+        "barge_in": {
+            name: statistics.median(found) if (found := [run[name] for run in barge_ins if name in run]) else None
+            for name in ("duck", "interrupted")
+        },
     }
 
 
@@ -333,6 +398,17 @@ def tables(results: dict) -> list[tuple[str, str]]:
                     ),
                 )
             )
+        barge = wire["barge_in"]
+        sections.append(
+            (
+                "Barge-in by voice (local model, median of the same runs): from the first voiced sample of a person "
+                "talking over a reply, to another tab of the conversation",
+                table(
+                    ["→ the reply lowered there (ms)", "→ the reply stopped, stored interrupted (ms)"],
+                    [[ms(barge["duck"]), ms(barge["interrupted"])]],
+                ),
+            )
+        )
         mic = wire["open_microphone"]
         sections.append(
             (

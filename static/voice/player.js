@@ -8,16 +8,12 @@
 
 // Entries kept in `log`: enough for any test or benchmark, bounded for a day's use.
 export const LOG_LIMIT = 500;
-// Someone talks over the reply (hands-free barge-in): it goes this quiet, this fast.
-export const DUCK_GAIN = 0.1;
-const DUCK_SECONDS = 0.03;
 
 export class StreamPlayer {
   constructor() {
     this.context = null;
     this.output = null;
-    this.ducking = null; // GainNode between the chunks and the output: lowered by duck()
-    this.duckedId = null; // the reply lowered now, or null
+    this.duckedId = null; // the reply paused while someone talks over it (duck), or null
     this.cursor = 0;
     this.sources = new Set();
     this.pending = Promise.resolve(); // decodes finish in order
@@ -41,10 +37,8 @@ export class StreamPlayer {
       this.output = this.context.createGain();
       this.output.gain.value = this.muted ? 0 : 1;
       this.output.connect(this.context.destination);
-      this.ducking = this.context.createGain();
-      this.ducking.connect(this.output);
     }
-    if (this.context.state === "suspended") this.context.resume();
+    if (this.context.state === "suspended" && this.duckedId === null) this.context.resume();
   }
 
   /** Play an <audio> element through this context's output (mute applies). Call after unlock(). */
@@ -100,17 +94,21 @@ export class StreamPlayer {
     return this.pending;
   }
 
-  /** Lower the reply sounding now at once (``on``), or bring it back; stopping it brings it back too. */
+  /**
+   * Someone talks over the reply sounding now (``on``): it pauses at once, the whole context with it, so
+   * that if they only coughed or said "mm-hm" it goes on from the very word it stopped at (``on`` false).
+   * Stopping it, or another reply's chunk, lets the context run again.
+   */
   duck(on) {
     if (!this.context) return;
-    const messageId = on ? this.playingMessageId : null;
-    if (on && messageId == null) return; // nothing sounds: nothing to lower
-    this.duckedId = messageId;
-    const gain = this.ducking.gain;
-    const now = this.context.currentTime;
-    gain.cancelScheduledValues(now);
-    gain.setValueAtTime(gain.value, now);
-    gain.linearRampToValueAtTime(on ? DUCK_GAIN : 1, now + DUCK_SECONDS);
+    if (on) {
+      if (this.playingMessageId == null || this.duckedId !== null) return; // nothing sounds, or paused already
+      this.duckedId = this.playingMessageId;
+      this.context.suspend();
+    } else if (this.duckedId !== null) {
+      this.duckedId = null;
+      this.context.resume();
+    }
   }
 
   stop() {
@@ -129,10 +127,8 @@ export class StreamPlayer {
     this.scheduled = [];
     this.cursor = 0;
     if (this.duckedId !== null) {
-      // Nothing sounds: back to full at once (an idle node may not run a ramp until the next sound).
-      this.duckedId = null;
-      this.ducking.gain.cancelScheduledValues(0);
-      this.ducking.gain.value = 1;
+      this.duckedId = null; // nothing is left to go on with: the context runs again for what comes next
+      this.context.resume();
     }
     if (this.onidle) this.onidle();
     if (this.onstatechange) this.onstatechange();
@@ -172,7 +168,7 @@ export class StreamPlayer {
     const context = this.context;
     const source = context.createBufferSource();
     source.buffer = buffer;
-    source.connect(this.ducking);
+    source.connect(this.output);
     const messageId = meta.message_id ?? null;
     if (this.duckedId !== null && messageId !== this.duckedId) this.duck(false); // another reply: heard in full
     const start = Math.max(context.currentTime, this.cursor);

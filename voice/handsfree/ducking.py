@@ -1,9 +1,10 @@
-"""Lowering a reply in every tab while someone talks over it, and bringing it back.
+"""Pausing a reply in every tab while someone talks over it, and letting it go on.
 
-A reply may be held down for more than one reason at a time (a speech onset,
-then the turn it becomes, then the next turn): it comes back only when the
-last of them lets go, and never once it was stopped (the page has nothing to
-bring back then).
+The page pauses it where it is (static/voice/player.js ``duck``), so a false
+alarm (a cough, "mm-hm") costs a moment, not words. A reply may be held for
+more than one reason at a time (a speech onset, then the turn it becomes,
+then the next turn): it goes on only when the last of them lets go, never once
+it was stopped, and the playback estimate learns that it was paused.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from .. import protocol
-from .playback import PlayedReply
+from .playback import Playback, PlayedReply
 
 
 class Ducking:
-    def __init__(self, publish: Callable[[protocol.Event], Awaitable[None]]) -> None:
+    def __init__(self, publish: Callable[[protocol.Event], Awaitable[None]], playback: Playback) -> None:
         self.publish = publish  # to every tab of the conversation
+        self.playback = playback
         self._holds: Counter[int] = Counter()
+        self._since: dict[int, float] = {}
 
     async def hold(self, reply: PlayedReply) -> None:
         self._holds[reply.message_id] += 1
         if self._holds[reply.message_id] == 1:
+            self._since[reply.message_id] = self.playback.clock()
             await self.publish(protocol.PlaybackDuck(reply.message_id, True))
 
     async def release(self, reply: PlayedReply) -> None:
@@ -31,5 +35,7 @@ class Ducking:
         self._holds[reply.message_id] -= 1
         if self._holds[reply.message_id] == 0:
             del self._holds[reply.message_id]
+            since = self._since.pop(reply.message_id)
             if not reply.stopped:
+                self.playback.paused(reply.message_id, since)
                 await self.publish(protocol.PlaybackDuck(reply.message_id, False))

@@ -90,6 +90,20 @@ class Playback:
         start = max(now, reply.ends)
         reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end))
 
+    def paused(self, message_id: int, since: float) -> None:
+        """The page paused the reply from ``since`` until now (``playback.duck``): what was left plays later."""
+        reply, now = self._reply(message_id), self.clock()
+        pause = now - since
+        reply.chunks = [
+            PlayedChunk(
+                chunk.start + pause if chunk.start >= since else chunk.start,
+                chunk.end + pause if chunk.end > since else chunk.end,
+                chunk.text_start,
+                chunk.text_end,
+            )
+            for chunk in reply.chunks
+        ]
+
     def stopped(self, message_id: int) -> None:
         """The reply stopped playing (interrupted, cancelled, or stopped by a tab)."""
         reply, now = self._reply(message_id), self.clock()

@@ -101,7 +101,7 @@ class HandsFreeSession:
     def __init__(self, host: Host, playback: Playback, *, language: str | None = None) -> None:
         self.host = host
         self.playback = playback
-        self.ducking = Ducking(host.publish_event)
+        self.ducking = Ducking(host.publish_event, playback)
         self.language = language
         self.stream = vad.SileroStream()
         self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)

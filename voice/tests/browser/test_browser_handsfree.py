@@ -171,7 +171,9 @@ def test_speaking_over_the_reply_interrupts_it_and_is_answered(microphone, serve
     assert statuses(server, before) == ["interrupted", "complete"]
     (typed, spoken_query) = queries(server, before)
     assert typed[0] == REPLY and word_error_rate([OVER], [spoken_query[0]]) <= 0.2
-    assert page.evaluate(f"window.voiceHandsFree.ducked.some(d => d.message_id === {first} && d.on)")
+    # Paused in this tab as soon as the voice began (applied: it was the reply sounding here), then stopped.
+    assert page.evaluate(f"window.voiceHandsFree.ducked.some(d => d.message_id === {first} && d.on && d.applied)")
+    assert page.evaluate("window.voicePlayer.duckedId === null && window.voicePlayer.context.state === 'running'")
     # The interrupted reply stopped in the page, well before its end.
     heard_ms = server.site.fetch(f"SELECT heard_ms, duration_ms FROM voice_message WHERE id = {first}")[0]
     assert heard_ms[0] is not None and (heard_ms[1] is None or heard_ms[0] < heard_ms[1])

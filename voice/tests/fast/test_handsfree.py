@@ -14,6 +14,7 @@ from voice.handsfree.detector import (
     TurnEnded,
     TurnOptions,
 )
+from voice.handsfree.ducking import Ducking
 from voice.handsfree.echo import Meaning, classify, words
 from voice.handsfree.playback import Playback, chunk_seconds
 from voice.handsfree.session import only_commands
@@ -173,6 +174,40 @@ def test_a_stopped_reply_is_no_longer_speaking_and_said_only_what_played():
     assert playback.speaking() is None and playback.said_since(90) == "One."
     playback.audio(7, 5.0, 5, 9)  # chunks still in flight change nothing
     assert playback.speaking() is None
+
+
+def test_a_paused_reply_plays_its_rest_later():
+    clock = Clock()
+    playback = Playback(clock)
+    playback.text(7, "One. Two.")
+    playback.audio(7, 2.0, 0, 4)  # 100-102
+    playback.audio(7, 2.0, 5, 9)  # 102-104
+    clock.now = 101.5
+    playback.paused(7, since=101.0)  # paused from 101 to 101.5
+    assert [(c.start, c.end) for c in playback.speaking().chunks] == [(100, 102.5), (102.5, 104.5)]
+
+
+async def test_a_reply_held_twice_goes_on_only_when_both_let_go():
+    clock, sent = Clock(), []
+    playback = Playback(clock)
+    playback.audio(7, 10.0, 0, 4)
+    reply = playback.speaking()
+
+    async def publish(event):
+        sent.append((event.message_id, event.on))
+
+    ducking = Ducking(publish, playback)
+    await ducking.hold(reply)  # a speech onset
+    await ducking.hold(reply)  # the turn it became
+    await ducking.release(reply)
+    assert sent == [(7, True)]
+    clock.now = 102
+    await ducking.release(reply)
+    assert sent == [(7, True), (7, False)] and reply.ends == 112  # paused for two seconds
+    await ducking.hold(reply)
+    playback.stopped(7)  # a barge-in stopped it: nothing goes on
+    await ducking.release(reply)
+    assert sent[-1] == (7, True)
 
 
 def test_chunk_durations_by_format():
