@@ -404,7 +404,7 @@ def tables(results: dict) -> list[tuple[str, str]]:
                 "Barge-in by voice (local model, median of the same runs): from the first voiced sample of a person "
                 "talking over a reply, to another tab of the conversation",
                 table(
-                    ["→ the reply lowered there (ms)", "→ the reply stopped, stored interrupted (ms)"],
+                    ["→ the reply paused there (ms)", "→ the reply stopped, stored interrupted (ms)"],
                     [[ms(barge["duck"]), ms(barge["interrupted"])]],
                 ),
             )
