@@ -53,7 +53,7 @@ class ConversationAdmin(admin.ModelAdmin):
             "admin/voice/transcript.html",
             {
                 "messages": conversation.messages.all(),
-                "stopped": (Message.Status.INTERRUPTED, Message.Status.CANCELLED),
+                "stopped": Message.STOPPED,
             },
         )
 

@@ -336,7 +336,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = event["message"]
         if message.get("role") == Message.Role.ASSISTANT and message.get("status") != Message.Status.STREAMING:
             self.playback.final_text(message["id"], message.get("text", ""))
-            if message.get("status") in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+            if message.get("status") in Message.STOPPED:
                 self.playback.stopped(message["id"])
         await self.forward({**event, "requested_here": event.get("origin") == self.channel_name})
 
@@ -351,7 +351,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.forward(event)
 
     async def reply_done(self, event: dict) -> None:
-        if event.get("status") in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+        if event.get("status") in Message.STOPPED:
             self.playback.stopped(event["message_id"])
         await self.forward(event)
 

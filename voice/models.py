@@ -56,6 +56,8 @@ class Message(models.Model):
 
     # A reply in one of these states is over: nothing will change its text.
     FINISHED = (Status.COMPLETE, Status.AUDIO_FAILED, Status.CANCELLED, Status.INTERRUPTED, Status.FAILED)
+    # Stopped before its end, by a person (Stop, a new query, a voice over it).
+    STOPPED = (Status.INTERRUPTED, Status.CANCELLED)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)

@@ -211,7 +211,7 @@ class Turns:
             if reply.producer_channel:
                 stop = protocol.ReplyStop(reply.pk, status, heard_ms)
                 await send_stop(self.channel_layer, reply.producer_channel, stop)
-        elif reply.status in (Message.Status.INTERRUPTED, Message.Status.CANCELLED):
+        elif reply.status in Message.STOPPED:
             await replies.aupdate(heard_ms=heard_ms)
         elif reply.status in (Message.Status.COMPLETE, Message.Status.AUDIO_FAILED):
             if reply.duration_ms is not None and heard_ms >= reply.duration_ms:
