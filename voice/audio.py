@@ -49,6 +49,8 @@ class AudioChunk:
             return pcm_duration(len(self.data), self.sample_rate, self.channels)
         if self.format == MP3:
             return mp3_duration(self.data)
+        if self.format == WAV:
+            return read_wav(self.data).duration
         raise AudioFormatError(f"Duration of a {self.format!r} chunk is unknown; normalize it first.")
 
 

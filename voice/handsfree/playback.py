@@ -136,8 +136,6 @@ class Playback:
 def chunk_seconds(header: dict, data: bytes) -> float:
     """How long one reply chunk plays (``header`` as in ``protocol.AudioData``); 0 if it cannot be told."""
     try:
-        if header.get("format") == audio.WAV:
-            return audio.read_wav(data).duration
         return audio.AudioChunk(data, header["sample_rate"], header["format"], header.get("channels", 1)).duration
     except (audio.AudioFormatError, KeyError, ValueError):
         return 0.0

@@ -42,7 +42,7 @@ from typing import Protocol
 from django.conf import settings
 
 from .. import protocol
-from ..exceptions import STTError, UtteranceTooLong, VoiceError
+from ..exceptions import BadAudio, STTError, UtteranceTooLong, VoiceError
 from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
 from . import vad
@@ -124,7 +124,7 @@ class HandsFreeSession:
         if self.closed:
             return
         if len(pcm) % 2:
-            raise protocol.ProtocolError("bad_audio", "PCM16 frames must hold whole samples.")
+            raise BadAudio("PCM16 frames must hold whole samples (an even number of bytes).")
         ahead = settings.VOICE_HANDSFREE_AHEAD_SECONDS
         if self.detector.seconds + len(pcm) / (2 * SAMPLE_RATE) > time.monotonic() - self._began + ahead:
             if not self._too_fast_told:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from voice import protocol
+from voice import audio, protocol
 from voice.handsfree.detector import (
     OnsetFaded,
     SpeechOnset,
@@ -213,6 +213,8 @@ async def test_a_reply_held_twice_goes_on_only_when_both_let_go():
 def test_chunk_durations_by_format():
     assert chunk_seconds({"format": "pcm_s16le", "sample_rate": 16000, "channels": 1}, bytes(32000)) == 1.0
     assert chunk_seconds({"format": "nonsense", "sample_rate": 16000}, b"abc") == 0.0
+    wav = audio.wav_bytes(bytes(16000), 16000)  # half a second
+    assert chunk_seconds({"format": "wav", "sample_rate": 16000, "channels": 1}, wav) == 0.5
 
 
 def test_listen_start_is_read_strictly():
