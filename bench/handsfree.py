@@ -97,11 +97,12 @@ def turn_rule(quick: bool = False) -> dict:
     }
 
 
-def _open(client):
-    """A new conversation's chat socket, for asyncio (``ChatClient.open`` is the blocking kind)."""
+def _open(client, conversation: int | None = None):
+    """A chat socket (of a new conversation by default), for asyncio (``ChatClient.open`` is the blocking kind)."""
     from websockets.asyncio.client import connect
 
-    url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{client.new_conversation()}/"
+    conversation = client.new_conversation() if conversation is None else conversation
+    url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/"
     return connect(url, additional_headers=client.headers(), max_size=None, open_timeout=30)
 
 
@@ -152,20 +153,14 @@ async def _hands_free_turn(client, pcm: bytes, *, to_the_end: bool = False) -> d
 async def _barge_in(client, reply_text: str, pcm: bytes) -> dict:
     """A typed question whose reply plays; the person then talks over it, in real time.
 
-    Times from the first voiced sample sent to the reply lowered in another tab of the conversation
+    Times from the first voiced sample sent to the reply paused in another tab of the conversation
     (``playback.duck``), and to that tab hearing it was interrupted.
     """
     from voice.stt import SAMPLE_RATE
 
     conversation = client.new_conversation()
-    url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/"
-    from websockets.asyncio.client import connect
-
-    def socket():
-        return connect(url, additional_headers=client.headers(), max_size=None, open_timeout=30)
-
     times: dict[str, float] = {}
-    async with socket() as speaker, socket() as other:
+    async with _open(client, conversation) as speaker, _open(client, conversation) as other:
         await speaker.send(json.dumps({"type": "listen.start", "format": "pcm_s16le", "sample_rate": SAMPLE_RATE}))
         await speaker.send(json.dumps({"type": "query", "text": reply_text}))
         while not isinstance(frame := await speaker.recv(), bytes):  # its first audio: it plays in that tab

@@ -471,7 +471,7 @@ class ListenTurn(Event):
 
 @dataclass(frozen=True)
 class PlaybackDuck(Event):
-    """To every tab: someone talks over reply ``message_id``; lower it (``on``) or bring it back."""
+    """To every tab: someone talks over reply ``message_id``; pause it where it is (``on``), or let it go on."""
 
     type: ClassVar[str] = "playback.duck"
     message_id: int

@@ -58,7 +58,7 @@ const seen = []; // ids of recent turns, stored or not: their queries are this t
 let replyAfter = null; // the id of a stored turn's query: Thinking until its reply sounds (or ends)
 
 // Inspectable by tests.
-// turns: the listen.turn events; ducked: the playback.duck events, each with whether it lowered a reply here;
+// turns: the listen.turn events; ducked: the playback.duck events, each with whether it paused a reply here;
 // listening: the server said it listens on this socket.
 window.voiceHandsFree = {
   on: false,
@@ -330,7 +330,7 @@ export function handsFreeRefused(event) {
 }
 
 // --- Ducking --------------------------------------------------------------------------
-/** playback.duck: someone talks over reply ``message_id`` (in any tab): lower it here at once, or restore it. */
+/** playback.duck: someone talks over reply ``message_id`` (in any tab): pause it here at once, or let it go on. */
 export function onDuck(event) {
   const applied = event.on ? player.playingMessageId === event.message_id : player.duckedId === event.message_id;
   if (applied) player.duck(event.on);

@@ -33,7 +33,7 @@ WINDOW_BYTES = WINDOW * 2
 @dataclass(frozen=True)
 class TurnOptions:
     start_ms: int = 200
-    onset_ms: int = 64  # speech this long may be someone talking over the assistant: lower it already
+    onset_ms: int = 64  # speech this long may be someone talking over the assistant: pause it already
     end_silence_ms: int = 800
     eager_ms: int = 200
     on: float = 0.5
@@ -55,37 +55,32 @@ class TurnOptions:
 
 
 @dataclass(frozen=True)
-class SpeechOnset:
-    """Speech for ``onset_ms``: perhaps a turn (``SpeechStarted`` follows), perhaps a cough (``OnsetFaded``)."""
-
-    at: float
-
-
-@dataclass(frozen=True)
-class OnsetFaded:
-    at: float
-
-
-@dataclass(frozen=True)
-class SpeechStarted:
+class Moment:
     at: float  # seconds of stream when the rule fired
 
 
-@dataclass(frozen=True)
-class SpeechQuiet:
+class SpeechOnset(Moment):
+    """Speech for ``onset_ms``: perhaps a turn (``SpeechStarted`` follows), perhaps a cough (``OnsetFaded``)."""
+
+
+class OnsetFaded(Moment):
+    """The onset stopped before it was a turn."""
+
+
+class SpeechStarted(Moment):
+    """Speech for ``start_ms``: a turn."""
+
+
+class SpeechQuiet(Moment):
     """The speaker has been quiet for ``eager_ms``: the turn may be about to end."""
 
-    at: float
+
+class SpeechResumed(Moment):
+    """Speech again after ``SpeechQuiet``, within the turn."""
 
 
 @dataclass(frozen=True)
-class SpeechResumed:
-    at: float
-
-
-@dataclass(frozen=True)
-class TurnEnded:
-    at: float
+class TurnEnded(Moment):
     audio: bytes  # the turn, PCM16 at 16 kHz, from a little before its start to a little after its last word
     voiced: int  # bytes of it up to its last voiced window
     too_long: bool = False

@@ -6,13 +6,13 @@ everyone). The turn detector (``detector``) runs in one small thread pool
 shared by every socket of the process (about 0.1 ms of CPU per 32 ms window:
 the event loop never runs the model). For each turn:
 
-- **onset**: 64 ms of speech while the assistant is audible lower that reply
-  in every tab (``ducking``); if it fades before it is a turn, it comes back.
+- **onset**: 64 ms of speech while the assistant is audible pause that reply
+  in every tab (``ducking``); if it fades before it is a turn, it goes on.
 - **start**: the tab is told (``listen.turn`` speaking); the turn counts
   against VOICE_SPEECH_RATE_LIMIT, as a push-to-talk utterance does.
 - **while it lasts**: a partial transcript every VOICE_HANDSFREE_PARTIAL_SECONDS,
   only while words come and no other transcription waits (finals first).
-  While a reply is lowered, each partial is judged (``echo.classify``): a
+  While a reply is paused, each partial is judged (``echo.classify``): a
   command or words of the person's own stop the reply (barge-in), stored
   ``interrupted``.
 - **quiet**: at VOICE_HANDSFREE_EAGER_MS of silence the final transcription
@@ -21,8 +21,8 @@ the event loop never runs the model). For each turn:
 - **end**: nothing is stored for noise, echo, an acknowledgement or a bare
   "stop"; otherwise the words are stored with the recording and answered, as
   a spoken query is (``client_id`` = the turn's id), in the order they were
-  said. Whatever fails, the tab is told in a plain sentence and the lowered
-  reply comes back.
+  said. Whatever fails, the tab is told in a plain sentence and the paused
+  reply goes on.
 
 The socket (``voice.consumers``) is the ``Host``: it owns sending, the
 conversation's group, the rate limits and the turns.
@@ -88,7 +88,7 @@ class Turn:
     id: str = field(default_factory=lambda: f"h-{secrets.token_hex(6)}")
     started: float = field(default_factory=time.monotonic)
     refused: bool = False  # past the rate limit: heard to its end, but nothing is done with it
-    ducked: PlayedReply | None = None  # the reply lowered for this turn
+    ducked: PlayedReply | None = None  # the reply paused for this turn
     barged_in: bool = False
     partial: asyncio.Task | None = None  # the latest partial transcription
     partial_at: float = 0.0  # stream seconds when it started
@@ -106,7 +106,7 @@ class HandsFreeSession:
         self.stream = vad.SileroStream()
         self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)
         self.turn: Turn | None = None
-        self.onset: PlayedReply | None = None  # lowered at a speech onset, before any turn began
+        self.onset: PlayedReply | None = None  # paused at a speech onset, before any turn began
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
         self._began = time.monotonic()
@@ -260,7 +260,7 @@ class HandsFreeSession:
                 logger.exception("A hands-free turn failed")
                 await self._give_up(turn, "failed", INTERNAL_ERROR)
             finally:
-                if turn.ducked is not None:  # asked: the reply it lowered was stopped, or never was
+                if turn.ducked is not None:  # asked: the reply it paused was stopped, or never was
                     await self.ducking.release(turn.ducked)
 
     async def _conclude(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:

@@ -55,7 +55,7 @@ def test_a_turn_starts_after_enough_speech_and_ends_after_enough_silence():
     script = Script(0.9, 0.9, 0.1, *[0.9] * 4, *[0.1] * 8)
     detector = TurnDetector(script, OPTIONS)
     found = feed(detector, loud(15), piece=700)  # pieces that split windows: leftovers are kept
-    # 64 ms of speech is an onset (the reply may be lowered); the dip makes it fade, the next run starts a turn.
+    # 64 ms of speech is an onset (the reply may be paused); the dip makes it fade, the next run starts a turn.
     assert [type(e) for e in found] == [SpeechOnset, OnsetFaded, SpeechOnset, SpeechStarted, SpeechQuiet, TurnEnded]
     assert [e.at for e in found[:3]] == pytest.approx([2 * 0.032, 3 * 0.032, 5 * 0.032])
     started, quiet_at, ended = found[3:]

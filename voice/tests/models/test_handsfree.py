@@ -117,7 +117,7 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user
     # The reply reaches the microphone (no echo cancellation at all), a little quieter.
     echo = audio.to_pcm16(audio_samples(reply) * 0.5)
     await talk(tab, echo + silence(1.5), as_spoken=True)  # judged against what is played meanwhile
-    # The reply is lowered while the words are judged, then brought back.
+    # The reply is paused while the words are judged, then goes on.
     frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=60)
     assert [t["reason"] for t in events(frames, "listen.turn") if t["phase"] == "discarded"] == ["echo"]
     ducks = events(frames, "playback.duck")
@@ -187,7 +187,7 @@ async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, 
         await tab.disconnect()
 
 
-async def test_a_short_sound_over_the_reply_lowers_it_for_a_moment_and_changes_nothing(
+async def test_a_short_sound_over_the_reply_pauses_it_for_a_moment_and_changes_nothing(
     conversation, user, handsfree, piper_reply, voices
 ):
     tab = await connect(conversation, user)
