@@ -78,6 +78,13 @@ export async function ensureConversation(firstQuery) {
   return true;
 }
 
+/** Words the server refused go back to the box, to send again, unless the user is typing something else there. */
+export function offerAgain(text) {
+  if (input.value.trim()) return;
+  input.value = text;
+  autosize();
+}
+
 /** The server stored the typed query in flight (or refused it, with ``refused``): on to the next. */
 export function settleQuery(refused = false) {
   const entry = connection.settle();
@@ -86,8 +93,7 @@ export function settleQuery(refused = false) {
   if (!refused) session.replyWanted = entry.stops;
   pending?.remove();
   if (refused) {
-    // Its text goes back to the box, unless the user is typing something else there.
-    if (!input.value.trim()) input.value = text;
+    offerAgain(text);
     list.stopThinking();
   } else if (input.value.trim() === text) {
     input.value = "";

@@ -7,10 +7,10 @@
 // survives a reconnect (listen.start again); while it is on, push-to-talk
 // waits (one microphone, one mode).
 
-import { autosize, ensureConversation, titleFrom } from "./composer.js";
+import { ensureConversation, offerAgain, titleFrom } from "./composer.js";
 import { conversationNamed } from "./conversations.js";
 import { Microphone, micProblem, micUnavailable, showLevel } from "./mic.js";
-import { announce, chat, follower, input, keepLast, list, showError } from "./page.js";
+import { announce, chat, follower, keepLast, list, showError } from "./page.js";
 import { heardEvent, listenStartEvent, listenStopEvent } from "./protocol.js";
 import { session } from "./session.js";
 import { connection } from "./socket.js";
@@ -318,10 +318,7 @@ export function handsFreeRefused(event) {
   const turn = [...turns.values()].find((candidate) => candidate.phase === PHASE.ENDED);
   if (!turn || connection.inFlight) return false;
   // Refused after it was heard (too many messages, say): the words go to the box, to send again.
-  if (turn.final && !input.value.trim()) {
-    input.value = turn.text;
-    autosize();
-  }
+  if (turn.final) offerAgain(turn.text);
   dropTurn(turn);
   settleThinking();
   showHandsFree();

@@ -8,11 +8,11 @@
 // bubble, which shows what is heard until the server stores the query (its
 // `message` event, with our client_id, replaces the bubble).
 
-import { autosize, ensureConversation, titleFrom } from "./composer.js";
+import { ensureConversation, offerAgain, titleFrom } from "./composer.js";
 import { conversationNamed } from "./conversations.js";
 import { setIcon } from "./icons.js";
 import { Microphone, PushToTalk, micProblem, micUnavailable, showLevel } from "./mic.js";
-import { announce, chat, follower, input, keepLast, list, showError } from "./page.js";
+import { announce, chat, follower, keepLast, list, showError } from "./page.js";
 import { newClientId, speechCancelEvent, speechEndEvent, speechStartEvent } from "./protocol.js";
 import { session } from "./session.js";
 import { connection } from "./socket.js";
@@ -232,10 +232,7 @@ export function voiceRefused(event) {
   } else if (!connection.inFlight) {
     // Refused after it was heard (too many messages, too long): the words go to the box, to send again.
     spoken = heardOut[0];
-    if (spoken?.final && !input.value.trim()) {
-      input.value = spoken.text;
-      autosize();
-    }
+    if (spoken?.final) offerAgain(spoken.text);
   }
   if (!spoken) return false;
   dropUtterance(spoken);
