@@ -21,12 +21,11 @@ class Ducking:
         self.publish = publish  # to every tab of the conversation
         self.playback = playback
         self._holds: Counter[int] = Counter()
-        self._since: dict[int, float] = {}
 
     async def hold(self, reply: PlayedReply) -> None:
         self._holds[reply.message_id] += 1
         if self._holds[reply.message_id] == 1:
-            self._since[reply.message_id] = self.playback.clock()
+            self.playback.pause(reply.message_id)
             await self.publish(protocol.PlaybackDuck(reply.message_id, True))
 
     async def release(self, reply: PlayedReply) -> None:
@@ -35,7 +34,6 @@ class Ducking:
         self._holds[reply.message_id] -= 1
         if self._holds[reply.message_id] == 0:
             del self._holds[reply.message_id]
-            since = self._since.pop(reply.message_id)
             if not reply.stopped:
-                self.playback.paused(reply.message_id, since)
+                self.playback.resume(reply.message_id)
                 await self.publish(protocol.PlaybackDuck(reply.message_id, False))

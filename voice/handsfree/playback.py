@@ -40,6 +40,7 @@ class PlayedReply:
     text: str = ""
     chunks: list[PlayedChunk] = field(default_factory=list)
     stopped: bool = False
+    paused_at: float | None = None  # the page holds it paused since then (someone talks over it)
 
     @property
     def started(self) -> float | None:
@@ -49,13 +50,21 @@ class PlayedReply:
     def ends(self) -> float:
         return self.chunks[-1].end if self.chunks else 0.0
 
+    def played_until(self, now: float) -> float:
+        """Where playback stands: ``now``, or the moment the page paused it."""
+        return now if self.paused_at is None else min(now, self.paused_at)
+
     def heard_ms(self, now: float) -> int:
         if self.started is None:
             return 0
-        return round(1000 * (min(now, self.ends) - self.started))
+        return round(1000 * max(0.0, min(self.played_until(now), self.ends) - self.started))
 
     def said_between(self, since: float, until: float) -> str:
-        """The sentences that sounded (or began to) between ``since`` and ``until``."""
+        """The sentences that sounded (or were due to) between ``since`` and ``until``.
+
+        A pause does not shorten this: the echo of what sounded before it, still in the room and in the
+        browser's buffers, may come back after it.
+        """
         return " ".join(
             self.text[chunk.text_start : chunk.text_end]
             for chunk in self.chunks
@@ -90,9 +99,18 @@ class Playback:
         start = max(now, reply.ends)
         reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end))
 
-    def paused(self, message_id: int, since: float) -> None:
-        """The page paused the reply from ``since`` until now (``playback.duck``): what was left plays later."""
+    def pause(self, message_id: int) -> None:
+        """The page pauses the reply now (``playback.duck``): nothing more of it is heard until ``resume``."""
+        reply = self._reply(message_id)
+        if not reply.stopped and reply.paused_at is None:
+            reply.paused_at = self.clock()
+
+    def resume(self, message_id: int) -> None:
+        """The page lets the reply go on: what was left plays later by the length of the pause."""
         reply, now = self._reply(message_id), self.clock()
+        since, reply.paused_at = reply.paused_at, None
+        if since is None or reply.stopped:
+            return
         pause = now - since
         reply.chunks = [
             PlayedChunk(
@@ -106,7 +124,8 @@ class Playback:
 
     def stopped(self, message_id: int) -> None:
         """The reply stopped playing (interrupted, cancelled, or stopped by a tab)."""
-        reply, now = self._reply(message_id), self.clock()
+        reply = self._reply(message_id)
+        now = reply.played_until(self.clock())
         reply.stopped = True
         reply.chunks = [
             PlayedChunk(chunk.start, min(chunk.end, now), chunk.text_start, chunk.text_end)
@@ -120,11 +139,12 @@ class Playback:
             self.stopped(reply.message_id)
 
     def speaking(self) -> PlayedReply | None:
-        """The reply being played now, if any."""
+        """The reply being played now (or held paused in the middle), if any."""
         now = self.clock()
         for reply in reversed(self._replies):
-            if reply.started is not None and not reply.stopped and reply.started <= now < reply.ends:
-                return reply
+            if reply.started is not None and not reply.stopped and reply.started <= now:
+                if reply.paused_at is not None or now < reply.ends:
+                    return reply
         return None
 
     def said_since(self, since: float) -> str:

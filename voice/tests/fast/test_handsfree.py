@@ -182,9 +182,26 @@ def test_a_paused_reply_plays_its_rest_later():
     playback.text(7, "One. Two.")
     playback.audio(7, 2.0, 0, 4)  # 100-102
     playback.audio(7, 2.0, 5, 9)  # 102-104
-    clock.now = 101.5
-    playback.paused(7, since=101.0)  # paused from 101 to 101.5
-    assert [(c.start, c.end) for c in playback.speaking().chunks] == [(100, 102.5), (102.5, 104.5)]
+    clock.now = 101
+    playback.pause(7)
+    clock.now = 103  # still paused: nothing more heard, and not over although its time is past
+    reply = playback.speaking()
+    assert reply.message_id == 7 and reply.heard_ms(clock.now) == 1000
+    clock.now = 103.5
+    playback.resume(7)  # paused for 2.5 s: the rest plays that much later
+    assert [(c.start, c.end) for c in reply.chunks] == [(100, 104.5), (104.5, 106.5)]
+
+
+def test_a_reply_stopped_while_paused_was_heard_up_to_the_pause():
+    clock = Clock()
+    playback = Playback(clock)
+    playback.audio(7, 4.0, 0, 4)
+    clock.now = 101
+    playback.pause(7)
+    clock.now = 105  # transcription took a while
+    reply = playback.speaking()
+    playback.stopped(7)
+    assert reply.heard_ms(clock.now) == 1000 and playback.speaking() is None
 
 
 async def test_a_reply_held_twice_goes_on_only_when_both_let_go():

@@ -9,8 +9,7 @@ import pytest
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
 from voice.models import Message
-from voice.stt import SAMPLE_RATE
-from voice.tests.helpers import connect, events, noise, receive_frame, silence, until
+from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +23,7 @@ OVER = "Wait, tell me about the weekend in London instead."
 
 @pytest.fixture(scope="module")
 def voices() -> dict[str, bytes]:
-    return {text: spoken(text) for text in (FIRST, SECOND, OVER)}
+    return {text: spoken(text) for text in (FIRST, SECOND, OVER, REPLY)}
 
 
 @pytest.fixture
@@ -95,27 +94,21 @@ def piper_reply(settings):
     settings.VOICE_RESPONDER = "readaloud"  # the reply says the query's words: known text, real speech
 
 
-async def reply_audio(tab, text: str) -> tuple[int, bytes]:
-    """Ask ``text`` by typing; the reply's id and its speech at 16 kHz as it arrives (all of it)."""
+async def reply_starts(tab, text: str) -> int:
+    """Ask ``text`` by typing (read back in Piper's voice); the reply's id once its first audio is here.
+
+    The page would start playing it now: what the microphone hears from here on is in step with it.
+    """
     await tab.send_json_to({"type": "query", "text": text})
-    pieces, message_id = [], None
-    async with asyncio.timeout(60):
-        while True:
-            frame = await receive_frame(tab, 60)
-            if frame[0] == "audio":
-                header, data = frame[1], frame[2]
-                message_id = header["message_id"]
-                pieces.append(audio.resample(data, header["sample_rate"], SAMPLE_RATE))
-            elif frame[1]["type"] == "audio.end":
-                return message_id, b"".join(pieces)
+    return await first_audio(tab)
 
 
-async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user, handsfree, piper_reply):
+async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user, handsfree, piper_reply, voices):
     tab = await connect(conversation, user)
     await listen(tab)
-    message_id, reply = await reply_audio(tab, REPLY)
-    # The reply reaches the microphone (no echo cancellation at all), a little quieter.
-    echo = audio.to_pcm16(audio_samples(reply) * 0.5)
+    message_id = await reply_starts(tab, REPLY)
+    # The reply reaches the microphone as it plays (no echo cancellation at all), a little quieter.
+    echo = audio.to_pcm16(audio_samples(voices[REPLY]) * 0.5)
     await talk(tab, echo + silence(1.5), as_spoken=True)  # judged against what is played meanwhile
     # The reply is paused while the words are judged, then goes on.
     frames = await until(tab, lambda e: e["type"] == "playback.duck" and not e["on"], seconds=60)
@@ -134,9 +127,9 @@ async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
     tab = await connect(conversation, user)
     other_tab = await connect(conversation, user)
     await listen(tab)
-    message_id, reply = await reply_audio(tab, REPLY)
+    message_id = await reply_starts(tab, REPLY)
     # The person talks over the reply, whose echo is still there underneath.
-    echo = audio_samples(reply)[: len(voices[OVER]) // 2] * 0.2
+    echo = audio_samples(voices[REPLY])[: len(voices[OVER]) // 2] * 0.2
     over = audio_samples(voices[OVER])
     over[: len(echo)] += echo
     await talk(tab, silence(0.3) + audio.to_pcm16(over) + silence(1.5), as_spoken=True)
@@ -192,7 +185,7 @@ async def test_a_short_sound_over_the_reply_pauses_it_for_a_moment_and_changes_n
 ):
     tab = await connect(conversation, user)
     await listen(tab)
-    message_id, _ = await reply_audio(tab, REPLY)
+    message_id = await reply_starts(tab, REPLY)
     # The loudest 150 ms of a voice: enough to lower the reply (64 ms), not to start a turn (200 ms).
     samples = audio_samples(voices[OVER])
     energy = np.convolve(samples**2, np.ones(2400), mode="valid")
