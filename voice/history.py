@@ -1,9 +1,10 @@
 """What a model is told of the conversation so far.
 
-The earlier turns come from the database, oldest first, cut to the budget
-(VOICE_LLM_HISTORY_CHARS) by dropping the oldest. Placeholders and failed
-replies are left out; an interrupted reply counts as what the user heard of
-it, not what was written.
+The earlier turns come from the database, oldest first, cut to the
+responder's budget (``BaseResponder.history_chars``, VOICE_LLM_HISTORY_CHARS)
+by dropping the oldest; the local model trims them further in its own tokens.
+Placeholders and failed replies are left out; an interrupted reply counts as
+what the user heard of it, not what was written.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def spoken_part(message: Message) -> str:
     return message.heard_text.strip()
 
 
-async def settled_turns_before(query: Message) -> list[Turn]:
+async def settled_turns_before(query: Message, budget_chars: int | None = None) -> list[Turn]:
     """``turns_before``, once replies this query interrupted have stored what was heard of them.
 
     An interrupted reply stores itself within milliseconds; a bounded wait
@@ -59,17 +60,17 @@ async def settled_turns_before(query: Message) -> list[Turn]:
     """
     # Polled: the interrupted reply may be stored by another process.
     for _attempt in range(round(SETTLE_SECONDS / SETTLE_POLL)):
-        turns, settled = await _turns_if_settled(query)
+        turns, settled = await _turns_if_settled(query, budget_chars)
         if settled:
             return turns
         await asyncio.sleep(SETTLE_POLL)
-    return await database_sync_to_async(turns_before)(query)
+    return await database_sync_to_async(turns_before)(query, budget_chars)
 
 
 @database_sync_to_async
-def _turns_if_settled(query: Message) -> tuple[list[Turn], bool]:
+def _turns_if_settled(query: Message, budget_chars: int | None) -> tuple[list[Turn], bool]:
     """(the turns, True) if no earlier reply is still being stored, else ([], False): one round trip."""
     unsettled = query.conversation.messages.filter(
         pk__lt=query.pk, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
     ).exists()
-    return ([], False) if unsettled else (turns_before(query), True)
+    return ([], False) if unsettled else (turns_before(query, budget_chars), True)

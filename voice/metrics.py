@@ -30,6 +30,41 @@ CACHE_HITS = Counter("voice_tts_cache_hits_total", "Segments served from the spe
 CACHE_MISSES = Counter("voice_tts_cache_misses_total", "Segments synthesized (not in the speech cache).")
 CACHE_SAVED = Counter("voice_tts_cache_saved_seconds_total", "Synthesis time the speech cache saved.")
 
+LLM_PROMPTS = Counter(
+    "voice_llm_prompts_total",
+    "Local-model replies, by where their conversation's memory was: in a slot, restored from a saved state, or cold.",
+    ["memory"],
+)
+LLM_PROMPT_TOKENS = Counter(
+    "voice_llm_prompt_tokens_total", "Prompt tokens of local-model replies: read, or found in memory.", ["source"]
+)
+LLM_FIRST_TOKEN = Histogram(
+    "voice_llm_first_token_seconds", "Local-model reply submitted to its first token.", buckets=LATENCY_BUCKETS
+)
+LLM_STATES_SAVED = Counter("voice_llm_states_saved_total", "Conversation memories saved when their slot was taken.")
+LLM_STATES_EVICTED = Counter("voice_llm_states_evicted_total", "Saved conversation memories evicted (store full).")
+LLM_STATE_FAILURES = Counter(
+    "voice_llm_state_failures_total", "Conversation memories that failed to save or restore (the history is read)."
+)
+LLM_STATE_RESTORE_SECONDS = Counter(
+    "voice_llm_state_restore_seconds_total", "Time spent restoring saved conversation memories."
+)
+LLM_STATE_BYTES = Gauge("voice_llm_state_bytes", "Bytes of saved conversation memory held (VOICE_LLM_STATE_MB).")
+
+LLM_EVENTS = {
+    "memory_slot": LLM_PROMPTS.labels(memory="slot").inc,
+    "memory_restored": LLM_PROMPTS.labels(memory="restored").inc,
+    "memory_cold": LLM_PROMPTS.labels(memory="cold").inc,
+    "prompt_tokens_read": LLM_PROMPT_TOKENS.labels(source="read").inc,
+    "prompt_tokens_reused": LLM_PROMPT_TOKENS.labels(source="memory").inc,
+    "first_token_seconds": LLM_FIRST_TOKEN.observe,
+    "states_saved": LLM_STATES_SAVED.inc,
+    "states_evicted": LLM_STATES_EVICTED.inc,
+    "state_failures": LLM_STATE_FAILURES.inc,
+    "state_restore_seconds": LLM_STATE_RESTORE_SECONDS.inc,
+    "state_bytes": LLM_STATE_BYTES.set,
+}
+
 POOL_EVENTS = {
     "started": QUEUE_WAIT.observe,
     "timeout": SYNTHESIS_TIMEOUTS.inc,
@@ -40,6 +75,11 @@ POOL_EVENTS = {
 
 def pool_event(name: str, value: float) -> None:
     POOL_EVENTS[name](value)
+
+
+def llm_event(name: str, value: float) -> None:
+    """What the local model's engine did (``voice.responders.batching``)."""
+    LLM_EVENTS[name](value)
 
 
 def allowed(request: HttpRequest) -> bool:

@@ -103,7 +103,7 @@ class ChatReply:
         except ResponderError as exc:
             await self._handle(pipeline.TextFailed(exc))
             return
-        history = await settled_turns_before(query) if responder.uses_history else []
+        history = await settled_turns_before(query, responder.history_chars()) if responder.uses_history else []
         async for event in pipeline.ReplyPipeline(responder, speaker).run(query.text, history):
             await self._handle(event)
 

@@ -419,6 +419,13 @@ VOICE_LLM_QUEUE_LIMIT = env_int("VOICE_LLM_QUEUE_LIMIT", 32)
 VOICE_LLM_WRITE_AHEAD = env_float("VOICE_LLM_WRITE_AHEAD", 4.0)
 VOICE_LLM_THREADS = env_int("VOICE_LLM_THREADS", 1)
 VOICE_LLM_CONTEXT = env_int("VOICE_LLM_CONTEXT", 2048)
+# Local responder: the prompt (system prompt, earlier turns, question) is kept within this many of the
+# model's tokens by leaving out the oldest turns; they leave the model's memory too (a context shift).
+VOICE_LLM_HISTORY_TOKENS = env_int("VOICE_LLM_HISTORY_TOKENS", 1024)
+# Prompt tokens read at most in one step of the local model, between other replies' tokens.
+VOICE_LLM_PREFILL_CHUNK = env_int("VOICE_LLM_PREFILL_CHUNK", 32)
+# Memory of conversations whose slot was taken, kept to restore (about 23 KB a token for SmolLM2-135M).
+VOICE_LLM_STATE_MB = env_int("VOICE_LLM_STATE_MB", 512)
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")
 # ONNX Runtime threads per synthesis (0: its default, all cores). With one
 # synthesis process per core, one thread each gives the best throughput

@@ -53,6 +53,10 @@ class BaseResponder:
     name: str = ""
     uses_history = True  # False: the conversation so far is not loaded for it
 
+    def history_chars(self) -> int:
+        """How many characters of earlier turns to load for it (the oldest beyond are left out)."""
+        return settings.VOICE_LLM_HISTORY_CHARS
+
     def prepare(self) -> None:
         """Load what answering needs (a model), so the first reply does not wait for it. Blocking."""
 
@@ -75,3 +79,18 @@ def chat_messages(query: str, history: Sequence[Turn], system_prompt: str | None
     messages += [{"role": turn.role, "content": turn.text} for turn in history]
     messages.append({"role": "user", "content": query})
     return messages
+
+
+def drop_oldest_turn(messages: list[dict]) -> list[dict] | None:
+    """``messages`` without its oldest earlier turn (and an answer left without its question); None if none is left.
+
+    The system prompt (first) and the question (last) always stay.
+    """
+    start = 1 if messages and messages[0].get("role") == "system" else 0
+    earlier = messages[start:-1]
+    if not earlier:
+        return None
+    earlier = earlier[1:]
+    while earlier and earlier[0].get("role") == "assistant":
+        earlier = earlier[1:]
+    return [*messages[:start], *earlier, messages[-1]]

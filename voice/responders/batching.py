@@ -3,21 +3,36 @@
 One thread owns the context. At each step it builds one batch: the next token
 of every reply that is writing and due (its listener will need more text
 soon, ``Generation.due``), and a bounded slice of the prompts of replies that
-have just joined. A new reply joins at the next step; a stopped one leaves at
-once, so barge-in costs at most one step.
+have joined, shortest first, at most VOICE_LLM_PREFILL_CHUNK tokens: a long
+prompt is read in pieces between other replies' tokens and never holds back
+their first words, and no step costs more than a fraction of a second. A new
+reply joins at the next step; a stopped one leaves at once, so barge-in costs
+at most one step.
 
 The context has ``sequences`` slots of ``context`` tokens of KV memory each,
 allocated when the model loads (SmolLM2-135M: about 23 KB a token, so 16 x 2048
-tokens is about 750 MB). A slot keeps its tokens when its reply ends: the next
-turn of the same conversation finds them (the longest common prefix) and
-decodes only what is new. When every slot is writing, a new reply waits in
-line and is told its place (``Generation.on_queued``); past ``queue_limit``
-waiting replies, new ones are refused (``ResponderBusy``).
+tokens is about 750 MB). The model is never made to read again what a slot
+already holds:
+
+- A slot keeps its tokens when its reply ends: the conversation's next turn
+  finds them and reads only what is new. Past the history budget
+  (VOICE_LLM_HISTORY_TOKENS, counted in the model's tokens), the oldest turns
+  leave the prompt, and they leave the memory too, the rest moved back (a
+  context shift, ``voice.responders.reuse``).
+- When a slot is given to another conversation, the memory it held is saved
+  (``voice.responders.states``) and restored when that conversation speaks again.
+- A slot that has never held anything starts from a copy of the system
+  prompt's memory, read once per process.
+
+When every slot is writing, a new reply waits in line and is told its place
+(``Generation.on_queued``); past ``queue_limit`` waiting replies, new ones are
+refused (``ResponderBusy``).
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 import logging
 import os
 import threading
@@ -27,13 +42,25 @@ from dataclasses import dataclass, field
 
 from ..exceptions import ResponderBusy, ResponderError, ResponderUnavailable
 from ..scheduling import Cores
+from . import reuse
+from .base import drop_oldest_turn
+from .states import SavedState, SavedStates
 
 logger = logging.getLogger(__name__)
 
-# A slot whose tokens are mostly this prompt's prefix holds the same conversation.
-SAME_CONVERSATION_SHARE = 0.5
+# A memory that holds this many tokens of a prompt past its system prompt holds its conversation (the user's
+# first words at least: their turn's markup is 3 tokens).
+SAME_CONVERSATION_TOKENS = 8
 # How long the thread sleeps at most when no reply is due (a stop or a new reply wakes it at once).
 IDLE_WAIT = 0.5
+# Tokens a slot must hold past what the next prompt keeps before its memory is worth saving.
+WORTH_SAVING = 32
+# Where a reply's conversation memory came from (``Generation.memory``).
+SLOT, RESTORED, COLD = "slot", "restored", "cold"
+
+
+def _no_event(name: str, value: float) -> None:
+    pass
 
 
 @dataclass(eq=False)
@@ -50,20 +77,30 @@ class Generation:
     due: Callable[[], float] = lambda: 0.0
     seed: int = field(default_factory=lambda: int.from_bytes(os.urandom(4), "little"))
     # Write max_tokens whatever the model would say (its end-of-turn tokens are never sampled): for
-    # benchmarks and tests that need a reply of a known length, as llama.cpp's server's ignore_eos.
+    # benchmarks and tests that need a reply of a known length, as llama.cpp's server's ignore_end.
     ignore_end: bool = False
     # The engine's bookkeeping.
     slot: Slot | None = None
     prompt: list[int] = field(default_factory=list)
+    system_tokens: int = 0  # the prompt's first tokens that are the system prompt's
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
     next_token: int | None = None  # sampled, to be decoded at the next step
     produced: int = 0
-    reused: int = 0  # prompt tokens found in the slot's memory
+    reused: int = 0  # prompt tokens found in memory (the slot's, or a saved state's)
+    shifted: int = 0  # tokens of dropped turns taken out of the memory for it (a context shift)
+    memory: str = ""  # SLOT, RESTORED or COLD
+    dropped_turns: int = 0  # the oldest messages left out to fit the history budget
     stopped: bool = False
     submitted_at: float = field(default_factory=time.monotonic)
     admitted_at: float | None = None  # when it got its slot
+    first_token_at: float | None = None
     position: int = 0  # in line; 0 once it has a slot
     text_decoder: codecs.IncrementalDecoder | None = None  # tokens may split a character
+
+    @property
+    def read(self) -> int:
+        """Prompt tokens the model had to read."""
+        return max(0, len(self.prompt) - self.reused)
 
 
 @dataclass(eq=False)
@@ -74,14 +111,6 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     generation: Generation | None = None
     last_used: float = 0.0
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 class BatchEngine:
@@ -95,25 +124,37 @@ class BatchEngine:
         context: int = 2048,
         threads: int = 1,
         batch_tokens: int = 256,
+        prefill_chunk: int = 32,
+        history_tokens: int = 1024,
+        state_bytes: int = 512 * 1024 * 1024,
         queue_limit: int = 32,
         cores: Cores | None = None,
+        events: Callable[[str, float], None] = _no_event,
     ) -> None:
         self.model_path = model_path
         self.sequences = max(1, sequences)
         self.context = context
         self.threads = max(1, threads)
         self.batch_tokens = max(self.sequences + 1, batch_tokens)
+        self.prefill_chunk = max(1, prefill_chunk)
+        # A prompt is trimmed to this many tokens, leaving the reply room in its sequence.
+        self.prompt_limit = max(1, min(history_tokens, context - 64))
         self.queue_limit = queue_limit
         self.cores = cores  # a step runs once it holds one (shared with synthesis, by deadline)
+        self.events = events  # (name, value): what the engine did, for /metrics (``voice.metrics.llm_event``)
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
+        self.states = SavedStates(state_bytes)
         self.waiting: list[Generation] = []
         self.steps = 0  # decode calls so far
         self._lifetime = None  # smoothed seconds a reply holds its slot, for the expected wait
+        self._system_state: SavedState | None = None  # the system prompt's memory, copied into empty slots
+        self._shift_pending = False  # a context shift the next decode applies: no state may be saved before
         self._changed = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
+        self._warned: set[str] = set()
 
     # --- Life cycle ------------------------------------------------------------------
     def start(self) -> BatchEngine:
@@ -211,6 +252,7 @@ class BatchEngine:
         except ValueError as exc:
             raise ResponderUnavailable(f"Could not create a context for {self.model_path}: {exc}") from exc
         self._batch = _internals.LlamaBatch(n_tokens=self.batch_tokens, embd=0, n_seq_max=1, verbose=False)
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._ctx.memory))
         model = self._model
         eos, bos = model.token_eos(), model.token_bos()
         template = model.metadata().get("tokenizer.chat_template")
@@ -224,15 +266,17 @@ class BatchEngine:
         self._samplers: dict[int, object] = {}
         self._end_tokens = [t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t)]
         logger.info(
-            "Language model %s loaded: %d sequences of %d tokens",
+            "Language model %s loaded: %d sequences of %d tokens%s",
             os.path.basename(self.model_path),
             self.sequences,
             self.context,
+            "" if self._can_shift else " (no context shift)",
         )
 
     def _free(self) -> None:
         for sampler in self._samplers.values():
             sampler.close()
+        self.states.clear()
         self._batch.close()
         self._ctx.close()
         self._model.close()
@@ -240,16 +284,26 @@ class BatchEngine:
     def _loop(self) -> None:
         while True:
             with self._changed:
-                self._settle()
+                self._drop_stopped()
                 if self._closed:
                     for generation in [*self.waiting, *(s.generation for s in self.slots if s.generation)]:
                         generation.stopped = True
-                    self._settle()
+                    self._drop_stopped()
                     return
+                waiting = list(self.waiting)
+            # Tokenizing prompts and saving or restoring memory take milliseconds: not with the lock held,
+            # which the event loop takes to submit a reply.
+            admitted = self._admit(waiting)
+            with self._changed:
+                for generation in admitted:
+                    self.waiting.remove(generation)
+                self._tell_places()
                 work, wake_at = self._due_work(time.monotonic())
                 if not work:
-                    timeout = IDLE_WAIT if wake_at is None else max(0.0, min(IDLE_WAIT, wake_at - time.monotonic()))
-                    self._changed.wait(timeout)
+                    # A reply submitted or stopped while the lock was let go has notified no one: look again.
+                    if not self._news(len(waiting) - len(admitted)):
+                        timeout = IDLE_WAIT if wake_at is None else min(IDLE_WAIT, wake_at - time.monotonic())
+                        self._changed.wait(max(0.0, timeout))
                     continue
             try:
                 self._step_on_a_core(work)
@@ -260,75 +314,213 @@ class BatchEngine:
                     for generation in work:
                         self._end(generation, error, forget=True)
 
-    def _settle(self) -> None:
-        """Drop stopped replies, give free slots to waiting ones, tell the rest their place. Lock held."""
+    def _drop_stopped(self) -> None:
+        """End stopped replies, in a slot or in line: their slot is free at once. Lock held."""
         for slot in self.slots:
             if slot.generation is not None and slot.generation.stopped:
                 self._end(slot.generation, None)
         for generation in [g for g in self.waiting if g.stopped]:
             self.waiting.remove(generation)
             generation.on_end(None)
-        while self.waiting:
-            generation = self.waiting[0]
+
+    def _news(self, still_waiting: int) -> bool:
+        """Whether a reply came or was stopped since the line was read. Lock held."""
+        stopped = any(g.stopped for g in self.waiting) or any(s.generation and s.generation.stopped for s in self.slots)
+        free = any(slot.generation is None for slot in self.slots)
+        return stopped or (free and len(self.waiting) > still_waiting)
+
+    def _admit(self, waiting: list[Generation]) -> list[Generation]:
+        """Give free slots to waiting replies, in order; the ones that left the line (admitted or failed)."""
+        gone = []
+        for generation in waiting:
+            if generation.stopped:
+                continue  # ended by _drop_stopped, next time round
             try:
-                prompt = self._prompt(generation)
-            except ResponderError as exc:
-                self.waiting.pop(0)
+                self._prompt(generation)
+                if not self._seat(generation):
+                    break
+            except Exception as exc:
+                if not isinstance(exc, ResponderError):
+                    logger.exception("Admitting a reply failed")
+                    exc = ResponderUnavailable(f"The local model failed: {exc!r}")
+                    self._forget(generation)
+                gone.append(generation)
                 generation.on_end(exc)
                 continue
-            found = self._slot_for(prompt)
-            if found is None:
-                break
-            self.waiting.pop(0)
-            self._assign(generation, *found, prompt)
+            gone.append(generation)
+        return gone
+
+    def _forget(self, generation: Generation) -> None:
+        """Empty the slot of a reply whose memory is in an unknown state (its admission failed)."""
+        slot = generation.slot
+        if slot is not None:
+            self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
+            slot.tokens.clear()
+            slot.generation = None
+            generation.slot = None
+
+    def _tell_places(self) -> None:
         for position, generation in enumerate(self.waiting, start=1):
             if generation.position != position:
                 generation.position = position
                 generation.on_queued(position, self._expected_wait(position))
 
+    # --- Prompts ---------------------------------------------------------------------
+    def _tokens(self, messages: list[dict]) -> list[int]:
+        rendered = self._formatter(messages=messages)
+        return self._model.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
     def _prompt(self, generation: Generation) -> list[int]:
+        """The reply's prompt in tokens, its oldest turns left out until it fits the history budget."""
         if generation.prompt:
             return generation.prompt
-        rendered = self._formatter(messages=generation.messages)
-        tokens = self._model.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        messages = generation.messages
+        tokens = self._tokens(messages)
+        while len(tokens) > self.prompt_limit and (shorter := drop_oldest_turn(messages)) is not None:
+            generation.dropped_turns += len(messages) - len(shorter)
+            messages = shorter
+            tokens = self._tokens(messages)
         if len(tokens) >= self.context:
             raise ResponderError(
                 f"The prompt has {len(tokens)} tokens; a sequence holds {self.context} (VOICE_LLM_CONTEXT).",
                 code="llm_context",
-                public_message="The conversation is too long for the language model.",
+                public_message="The question is too long for the language model.",
             )
+        if messages and messages[0].get("role") == "system":
+            generation.system_tokens = reuse.common_prefix(self._tokens(messages[:1]), tokens)
         generation.prompt = tokens
         return tokens
 
-    def _slot_for(self, prompt: list[int]) -> tuple[Slot, int] | None:
-        """The idle slot that holds this conversation, else an empty one, else the least recently used;
-        with how many of the prompt's tokens it holds already."""
-        shared = {slot: common_prefix(slot.tokens, prompt) for slot in self.slots if slot.generation is None}
-        if not shared:
-            return None
-        best = max(shared, key=shared.get)
-        if best.tokens and shared[best] >= SAME_CONVERSATION_SHARE * len(best.tokens):
-            return best, shared[best]
-        empty = next((slot for slot in shared if not slot.tokens), None)
-        if empty is not None:
-            return empty, 0
-        oldest = min(shared, key=lambda slot: slot.last_used)
-        return oldest, shared[oldest]
+    def _plan(self, held: list[int], prompt: list[int]) -> reuse.Reuse:
+        return reuse.plan(held, prompt, shift=self._can_shift)
 
-    def _assign(self, generation: Generation, slot: Slot, keep: int, prompt: list[int]) -> None:
-        keep = min(keep, len(prompt) - 1)  # decode at least one token: its logits start the reply
-        if not self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1):
-            self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
+    # --- Slots and saved memory ------------------------------------------------------
+    def _seat(self, generation: Generation) -> bool:
+        """Give ``generation`` a slot, with as much of its prompt in memory as can be had; False if none is free."""
+        idle = [slot for slot in self.slots if slot.generation is None]
+        if not idle:
+            return False
+        prompt, system = generation.prompt, generation.system_tokens
+        plans = {slot: self._plan(slot.tokens, prompt) for slot in idle}
+        best = max(idle, key=lambda slot: plans[slot].tokens)
+        # Every conversation shares the system prompt: its own memory holds more than that.
+        own = system + SAME_CONVERSATION_TOKENS
+        found = self.states.take_best(prompt, self._plan, at_least=max(plans[best].tokens, own - 1))
+        if found is None and plans[best].tokens >= own:
+            self._save(best, plans[best], system)
+            self._assign(generation, best, plans[best], SLOT)
+            return True
+        # Not in a slot: the least recently used one (an empty one first) is taken, its memory saved.
+        slot = next((s for s in idle if not s.tokens), None) or min(idle, key=lambda s: s.last_used)
+        plan, memory = plans[slot], COLD
+        self._save(slot, plan, system)
+        if found is not None:
+            restored = self._restore(slot, found[0])
+            plan, memory = (found[1], RESTORED) if restored else (reuse.Reuse(0), COLD)
+        if not slot.tokens and self._restore_system_prompt(slot, prompt):
+            plan = self._plan(slot.tokens, prompt)
+        self._assign(generation, slot, plan, memory)
+        return True
+
+    def _assign(self, generation: Generation, slot: Slot, plan: reuse.Reuse, memory: str) -> None:
+        llama, mem, seq = self._llama, self._ctx.memory, slot.seq_id
+        if plan.gap:  # the oldest turns left the prompt: out of memory too, the rest moved back
+            end = plan.prefix + plan.gap
+            if llama.llama_memory_seq_rm(mem, seq, plan.prefix, end):
+                llama.llama_memory_seq_add(mem, seq, end, -1, -plan.gap)
+                del slot.tokens[plan.prefix : end]
+                self._shift_pending = True
+                generation.shifted = plan.gap
+            else:
+                plan = reuse.Reuse(plan.prefix)
+        keep = min(plan.tokens, len(generation.prompt) - 1)  # decode at least one token: its logits start the reply
+        if not llama.llama_memory_seq_rm(mem, seq, keep, -1):
+            llama.llama_memory_seq_rm(mem, seq, -1, -1)
             keep = 0
         del slot.tokens[keep:]
         slot.generation = generation
         slot.last_used = time.monotonic()
         generation.slot = slot
-        generation.pending = prompt[keep:]
+        generation.pending = generation.prompt[keep:]
         generation.reused = keep
+        generation.memory = memory
         generation.position = 0
         generation.admitted_at = time.monotonic()
         self._samplers[slot.seq_id] = self._sampler(generation)
+        self.events(f"memory_{memory}", 1)
+        self.events("prompt_tokens_reused", keep)
+        self.events("prompt_tokens_read", len(generation.pending))
+
+    def _save(self, slot: Slot, plan: reuse.Reuse, system: int) -> None:
+        """Keep the memory of the conversation leaving ``slot``: what the next prompt (``plan``) will not keep.
+
+        Not when there is little of it, nor when the slot holds mostly the next prompt's own conversation
+        (what goes is then a reply's unheard end, or turns past the budget).
+        """
+        lost = len(slot.tokens) - plan.tokens - plan.gap
+        if lost < WORTH_SAVING or 2 * (plan.tokens - system) >= len(slot.tokens) - system:
+            return
+        if not self.states.fits(self._llama.llama_state_seq_get_size(self._ctx.ctx, slot.seq_id)):
+            return  # no store, or a memory larger than the whole store
+        if self._shift_pending:  # its keys are not moved yet: a copy now would be wrong
+            self._warn_once("shift", "A conversation's memory was not saved: a context shift was pending.")
+            return
+        state = self._read_state(slot)
+        if state is None:
+            self.events("state_failures", 1)
+            self._warn_once("save", "Saving a conversation's memory failed; it will be read again when needed.")
+            return
+        evicted = self.states.evicted
+        self.states.put(state)
+        self.events("states_saved", 1)
+        self.events("states_evicted", self.states.evicted - evicted)
+        self.events("state_bytes", self.states.used_bytes)
+
+    def _read_state(self, slot: Slot) -> SavedState | None:
+        llama, ctx, seq = self._llama, self._ctx.ctx, slot.seq_id
+        size = llama.llama_state_seq_get_size(ctx, seq)
+        data = (ctypes.c_uint8 * size)()
+        if llama.llama_state_seq_get_data(ctx, data, size, seq) != size:
+            return None
+        return SavedState(list(slot.tokens), data)
+
+    def _restore(self, slot: Slot, state: SavedState) -> bool:
+        """Put ``state`` into ``slot``'s sequence; on failure the slot is left empty (and it is said once)."""
+        started = time.perf_counter()
+        data = state.data
+        if not isinstance(data, ctypes.Array):  # bytes (read back from elsewhere): llama.cpp takes a ctypes buffer
+            data = (ctypes.c_uint8 * state.size).from_buffer_copy(data)
+        done = self._llama.llama_state_seq_set_data(self._ctx.ctx, data, state.size, slot.seq_id)
+        if done != state.size:
+            self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
+            slot.tokens.clear()
+            self.events("state_failures", 1)
+            self._warn_once("restore", "Restoring a conversation's memory failed; its history is read again.")
+            return False
+        slot.tokens = list(state.tokens)
+        self.events("state_restore_seconds", time.perf_counter() - started)
+        self.events("state_bytes", self.states.used_bytes)
+        return True
+
+    def _restore_system_prompt(self, slot: Slot, prompt: list[int]) -> bool:
+        system = self._system_state
+        if system is None or prompt[: len(system.tokens)] != system.tokens or len(system.tokens) >= len(prompt):
+            return False
+        return self._restore(slot, system)
+
+    def _keep_system_prompt(self, generation: Generation) -> None:
+        """Copy the system prompt's memory once it is read, for slots that start empty. After a step."""
+        slot, length = generation.slot, generation.system_tokens
+        if not length or len(slot.tokens) != length or self._shift_pending:
+            return
+        if self._system_state is not None and self._system_state.tokens == slot.tokens:
+            return
+        self._system_state = self._read_state(slot)
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            logger.warning(message)
 
     def _sampler(self, generation: Generation):
         from llama_cpp import _internals
@@ -351,6 +543,7 @@ class BatchEngine:
         generation.text_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         return sampler
 
+    # --- Steps -----------------------------------------------------------------------
     def _due_work(self, now: float) -> tuple[list[Generation], float | None]:
         """The replies to advance at this step, and when the next paused one falls due. Lock held."""
         work, wake_at = [], None
@@ -376,8 +569,30 @@ class BatchEngine:
         finally:
             self.cores.release()
 
+    def _prompt_slices(self, writing: int, joining: list[Generation]) -> list[tuple[Generation, list[int]]]:
+        """What of each joining reply's prompt this step reads: shortest first, ``prefill_chunk`` tokens at most.
+
+        On a CPU a step costs about the same per token whatever its size (SmolLM2-135M, one thread: about
+        10 ms), so reading a long prompt in small pieces costs it little, and bounds the wait of every
+        other reply's next token, and of a new reply's first, to one short step. A short prompt goes
+        before a long one's tail.
+        """
+        room = min(self.batch_tokens - writing, self.prefill_chunk)
+        slices = []
+        for generation in sorted(joining, key=lambda g: len(g.pending)):
+            if room <= 0:
+                break
+            take = room
+            if self._system_state is None and len(generation.slot.tokens) < generation.system_tokens:
+                # Stop at the end of the system prompt once, to copy its memory for empty slots.
+                take = min(take, generation.system_tokens - len(generation.slot.tokens))
+            piece = generation.pending[:take]
+            room -= len(piece)
+            slices.append((generation, piece))
+        return slices
+
     def _step(self, work: list[Generation]) -> None:
-        """Decode one batch: a token of each writing reply, then as much prompt as fits."""
+        """Decode one batch: a token of each writing reply, then a bounded slice of the prompts."""
         batch = self._batch.batch
         batch.n_tokens = 0
         fed: list[tuple[Generation, list[int], int | None]] = []  # (reply, tokens, batch index of its logits)
@@ -400,15 +615,9 @@ class BatchEngine:
             fed.append((generation, tokens, index))
 
         writing = [g for g in work if not g.pending and g.next_token is not None]
-        joining = [g for g in work if g.pending]
         for generation in writing:
             add(generation, [generation.next_token], True)
-        room = self.batch_tokens - len(writing)
-        for generation in joining:
-            if room <= 0:
-                break
-            piece = generation.pending[:room]
-            room -= len(piece)
+        for generation, piece in self._prompt_slices(len(writing), [g for g in work if g.pending]):
             add(generation, piece, len(piece) == len(generation.pending))
         if not fed:
             return
@@ -416,6 +625,7 @@ class BatchEngine:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
         self.steps += 1
+        self._shift_pending = False  # a decode applies pending shifts first
         vocab = self._model
         finished: list[Generation] = []
         for generation, tokens, index in fed:
@@ -423,12 +633,16 @@ class BatchEngine:
             slot.tokens.extend(tokens)
             if generation.pending:
                 del generation.pending[: len(tokens)]
+                self._keep_system_prompt(generation)
             generation.next_token = None
             if index is None:
                 continue
             token = self._samplers[slot.seq_id].sample(self._ctx, index)
             if generation.stopped:
                 continue
+            if generation.first_token_at is None:
+                generation.first_token_at = time.monotonic()
+                self.events("first_token_seconds", generation.first_token_at - generation.submitted_at)
             if self._llama.llama_vocab_is_eog(vocab.vocab, token):
                 finished.append(generation)
                 continue

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ..metrics import llm_event
 from ..plugins import ProcessService
 from ..scheduling import current_demand, process_cores
 from .base import BaseResponder, Queued, ResponderUnavailable, Turn, chat_messages
@@ -59,8 +60,12 @@ def _engine_from_settings() -> BatchEngine:
         sequences=settings.VOICE_LLM_SEQUENCES,
         context=settings.VOICE_LLM_CONTEXT,
         threads=settings.VOICE_LLM_THREADS,
+        prefill_chunk=settings.VOICE_LLM_PREFILL_CHUNK,
+        history_tokens=settings.VOICE_LLM_HISTORY_TOKENS,
+        state_bytes=settings.VOICE_LLM_STATE_MB * 1024 * 1024,
         queue_limit=settings.VOICE_LLM_QUEUE_LIMIT,
         cores=process_cores(settings.VOICE_CPU_CORES),
+        events=llm_event,
     )
 
 
@@ -73,6 +78,9 @@ batch_engine = ProcessService(
         "VOICE_LLM_CONTEXT",
         "VOICE_LLM_THREADS",
         "VOICE_LLM_QUEUE_LIMIT",
+        "VOICE_LLM_PREFILL_CHUNK",
+        "VOICE_LLM_HISTORY_TOKENS",
+        "VOICE_LLM_STATE_MB",
         "VOICE_CPU_CORES",
     ),
 )
@@ -80,6 +88,11 @@ batch_engine = ProcessService(
 
 class LocalResponder(BaseResponder):
     name = "local"
+
+    def history_chars(self) -> int:
+        # The engine trims the prompt in the model's tokens (VOICE_LLM_HISTORY_TOKENS); this only bounds what is
+        # loaded, well above what that many tokens hold (English is about 4 characters a token, rarely over 6).
+        return settings.VOICE_LLM_HISTORY_TOKENS * 8
 
     def prepare(self) -> None:
         """Load the model now, rather than on the first reply. Blocking."""

@@ -1,0 +1,194 @@
+"""Long conversations with the real model: what it already knows is never read again.
+
+llama.cpp and the bundled SmolLM2-135M, no mock. The tests count prompt
+tokens the model had to read (``Generation.read``) and where each reply's
+memory came from, which hold on any machine; the words differ between CPUs,
+so only replies computed the same way on the same machine are compared.
+"""
+
+import contextlib
+import ctypes
+
+from voice.responders.batching import COLD, RESTORED, SLOT, BatchEngine
+from voice.responders.local import bundled_model_path
+from voice.tests.generations import Reply, wait_for
+
+SYSTEM = "You are a helpful voice assistant. Answer in one short sentence."
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name a big animal.",
+    "What colour is grass?",
+    "How many legs has a spider?",
+    "Where do penguins live?",
+    "What do bees make?",
+    "Why is the sea salty?",
+    "What is rain?",
+    "Is ice cold?",
+    "Name a fruit.",
+]
+# Earlier turns dense in numbers: about three characters a token, so a budget in characters lets them overflow.
+NUMBERS = " ".join(f"{n * 7919 % 10007:05d}-{n * 104729 % 99991:05d}" for n in range(60))
+
+
+@contextlib.contextmanager
+def started_engine(**options):
+    settings = {"sequences": 2, "context": 1024, "threads": 1, "history_tokens": 200} | options
+    events: list[tuple[str, float]] = []
+    engine = BatchEngine(str(bundled_model_path()), events=lambda *event: events.append(event), **settings).start()
+    engine.events_seen = events
+    try:
+        engine.wait_loaded()
+        yield engine
+    finally:
+        engine.close()
+
+
+def turn(engine, history: list[dict], question: str, **options) -> Reply:
+    messages = [{"role": "system", "content": SYSTEM}, *history, {"role": "user", "content": question}]
+    reply = Reply("", messages=messages, max_tokens=24, **options).submit(engine).wait()
+    assert reply.error is None, reply.error
+    history += [{"role": "user", "content": question}, {"role": "assistant", "content": reply.text}]
+    return reply
+
+
+def question_tokens(engine, question: str) -> int:
+    return len(engine._model.tokenize(question.encode(), add_bos=False, special=False))
+
+
+def talk(engine, questions, history=None) -> tuple[list[dict], list[Reply]]:
+    history = [] if history is None else history
+    return history, [turn(engine, history, question) for question in questions]
+
+
+def test_past_its_budget_a_conversation_reads_only_the_new_question():
+    with started_engine() as engine:
+        _history, replies = talk(engine, QUESTIONS)
+        lengths = [question_tokens(engine, question) for question in QUESTIONS]
+    past_budget = [reply for reply in replies if reply.generation.dropped_turns]
+    assert len(past_budget) >= 3, [len(r.generation.prompt) for r in replies]  # the budget was passed
+    for reply, length in zip(replies[1:], lengths[1:], strict=True):
+        generation = reply.generation
+        assert generation.memory == SLOT
+        assert len(generation.prompt) <= engine.prompt_limit
+        # The question, its chat markup and the end of the last reply: nothing of the history again.
+        assert generation.read <= length + 32, (reply.text, generation.read)
+        assert reply.text.strip()
+    # The oldest turns left the memory itself (a context shift), not just the prompt.
+    assert all(reply.generation.shifted > 0 for reply in past_budget)
+
+
+def test_a_history_dense_in_numbers_is_trimmed_in_tokens_never_failed():
+    history = []
+    for _n in range(4):
+        history += [
+            {"role": "user", "content": f"Read these back: {NUMBERS}"},
+            {"role": "assistant", "content": NUMBERS},
+        ]
+    with started_engine(history_tokens=600) as engine:
+        reply = turn(engine, history, "Which number came first?")
+    assert reply.generation.dropped_turns >= 6
+    assert len(reply.generation.prompt) <= 600
+
+
+def test_a_conversation_whose_slot_was_taken_is_restored_and_answers_as_if_never_moved():
+    follow_up = "And what is the capital of Italy?"
+    with started_engine(sequences=2) as roomy:
+        history, _replies = talk(roomy, QUESTIONS[:3])
+        turn(roomy, [], "Say the word blue.")  # the other slot: nothing is moved
+        kept = turn(roomy, history, follow_up)
+    with started_engine(sequences=1) as tight:
+        history, _replies = talk(tight, QUESTIONS[:3])
+        other = turn(tight, [], "Say the word blue.")  # takes the only slot: the first conversation is saved
+        resumed = turn(tight, history, follow_up)
+        names = [name for name, _value in tight.events_seen]
+        follow_up_tokens = question_tokens(tight, follow_up)
+    assert other.generation.memory == COLD and kept.generation.memory == SLOT
+    assert resumed.generation.memory == RESTORED and "states_saved" in names
+    assert resumed.generation.read <= follow_up_tokens + 32
+    # The restored memory is the very one that was saved: the same greedy answer, word for word.
+    assert resumed.text == kept.text
+
+
+def test_a_state_that_fails_to_restore_is_dropped_and_the_history_read_again(caplog):
+    with started_engine(sequences=1) as engine:
+        history, _replies = talk(engine, QUESTIONS[:3])
+        turn(engine, [], "Say the word blue.")
+        (saved,) = engine.states._states.values()
+        ctypes.memset(saved.data, 0, saved.size)  # corrupt, in place
+        resumed = turn(engine, history, "What did I ask first?")
+        again = turn(engine, history, "Thank you.")
+    assert resumed.generation.memory == COLD
+    assert resumed.generation.read > 60  # the whole history, read again
+    assert [name for name, _value in engine.events_seen].count("state_failures") == 1
+    assert again.generation.memory == SLOT  # and from then on it is in memory again
+    assert "Restoring a conversation's memory failed" in caplog.text
+
+
+def test_a_new_conversation_starts_from_the_system_prompts_memory():
+    with started_engine(sequences=3) as engine:
+        first = turn(engine, [], QUESTIONS[0])
+        second = turn(engine, [], QUESTIONS[1])  # an empty slot of its own
+    assert first.generation.reused == 0
+    assert second.generation.memory == COLD
+    assert second.generation.reused >= second.generation.system_tokens > 5
+
+
+def test_a_long_prompt_is_read_in_pieces_behind_a_short_ones_first_token():
+    with started_engine(sequences=2, context=2048, history_tokens=1900, prefill_chunk=32) as engine:
+        history = []
+        for _n in range(4):
+            history += [
+                {"role": "user", "content": f"Read these back: {NUMBERS}"},
+                {"role": "assistant", "content": "OK."},
+            ]
+        long_one = Reply(
+            "",
+            messages=[
+                {"role": "system", "content": SYSTEM},
+                *history,
+                {"role": "user", "content": "Which came first?"},
+            ],
+            max_tokens=4,
+        )
+        long_one.submit(engine)
+        wait_for(
+            lambda: long_one.generation.slot is not None and len(long_one.generation.slot.tokens) > 64,
+            "the long prompt to be read",
+        )
+        short_one = Reply("Say hello.", system=SYSTEM, max_tokens=4).submit(engine)
+        short_one.wait()
+        assert not long_one.ended.is_set() and long_one.generation.pending  # it did not wait for the long one
+        long_one.wait()
+    prompt = len(long_one.generation.prompt) - long_one.generation.reused
+    # A step reads at most prefill_chunk prompt tokens: the long prompt took that many steps at least.
+    assert long_one.steps_at_text[0] >= prompt / 32
+    assert short_one.steps_at_text[0] < long_one.steps_at_text[0]
+
+
+def test_stopping_a_reply_mid_prompt_frees_its_slot_at_once():
+    with started_engine(sequences=1, context=2048, history_tokens=1900) as engine:
+        history = []
+        for _n in range(4):
+            history += [
+                {"role": "user", "content": f"Read these back: {NUMBERS}"},
+                {"role": "assistant", "content": "OK."},
+            ]
+        stopped = Reply(
+            "",
+            messages=[
+                {"role": "system", "content": SYSTEM},
+                *history,
+                {"role": "user", "content": "Which came first?"},
+            ],
+        )
+        stopped.submit(engine)
+        wait_for(
+            lambda: stopped.generation.slot is not None and len(stopped.generation.slot.tokens) > 64,
+            "the prompt to be read",
+        )
+        steps = engine.steps
+        engine.cancel(stopped.generation)
+        stopped.wait()
+        assert engine.active == 0 and engine.steps <= steps + 1
+        after = Reply("Say hello.", system=SYSTEM, max_tokens=4).submit(engine).wait()
+    assert after.error is None and after.text.strip() and not stopped.pieces
