@@ -1,0 +1,91 @@
+"""The local model's memory bookkeeping, on token lists: what a prompt reuses, what is kept aside, what is trimmed.
+
+The real engine runs these against llama.cpp in models/test_memory.py; here the
+rules themselves, without a model.
+"""
+
+from voice.responders.base import drop_oldest_turn
+from voice.responders.reuse import MIN_SHIFTED_TOKENS, Reuse, common_prefix, plan
+from voice.responders.states import SavedState, SavedStates
+
+SYSTEM = [1, 2, 3, 4]
+HEADER = [90, 91]  # a turn's markup: the same at the start of every turn
+
+
+def turn(n: int, length: int = 20) -> list[int]:
+    return HEADER + [1000 * n + i for i in range(length)]
+
+
+def test_a_continuing_turn_reuses_all_its_conversation_holds():
+    held = SYSTEM + turn(1) + turn(2)
+    prompt = held + turn(3)
+    assert plan(held, prompt, shift=True) == Reuse(prefix=len(held))
+    assert common_prefix(held, prompt) == len(held)
+
+
+def test_past_the_budget_the_dropped_turns_are_a_gap_and_the_rest_is_moved_back():
+    held = SYSTEM + turn(1) + turn(2) + turn(3)
+    prompt = SYSTEM + turn(2) + turn(3) + turn(4)  # turn 1 left the prompt
+    reuse = plan(held, prompt, shift=True)
+    # The turns' shared markup stays in the prefix; the gap is exactly turn 1's length.
+    assert reuse == Reuse(prefix=len(SYSTEM) + len(HEADER), gap=len(turn(1)), tail=len(turn(2) + turn(3)) - len(HEADER))
+    assert reuse.tokens == len(SYSTEM + turn(2) + turn(3))
+    kept = held[: reuse.prefix] + held[reuse.prefix + reuse.gap : reuse.prefix + reuse.gap + reuse.tail]
+    assert kept == prompt[: reuse.tokens]
+    # A model that cannot shift keeps the prefix only.
+    assert plan(held, prompt, shift=False) == Reuse(prefix=len(SYSTEM) + len(HEADER))
+
+
+def test_no_shift_for_a_handful_of_tokens_or_another_conversation():
+    held = SYSTEM + turn(1) + turn(2, length=MIN_SHIFTED_TOKENS - 4)
+    prompt = SYSTEM + turn(2, length=MIN_SHIFTED_TOKENS - 4) + turn(3)
+    assert plan(held, prompt, shift=True).gap == 0  # too few tokens line up to be worth a shift
+    other = SYSTEM + turn(7) + turn(8)
+    assert plan(held, other, shift=True) == Reuse(prefix=len(SYSTEM) + len(HEADER))
+
+
+def state(tokens: list[int], size: int = 100) -> SavedState:
+    return SavedState(tokens, bytearray(size))
+
+
+def test_a_saved_state_is_taken_only_by_a_prompt_it_holds_more_of():
+    states = SavedStates(limit_bytes=1000)
+    mine, theirs = SYSTEM + turn(1) + turn(2), SYSTEM + turn(5) + turn(6)
+    states.put(state(mine))
+    states.put(state(theirs))
+    prompt = mine + turn(3)
+
+    def shifted(held, prompt):
+        return plan(held, prompt, shift=True)
+
+    # Nothing beyond what is already had (a slot holding as much): not taken.
+    assert states.take_best(prompt, shifted, at_least=len(mine)) is None
+    found, reuse = states.take_best(prompt, shifted, at_least=len(SYSTEM) + 4)
+    assert found.tokens == mine and reuse.tokens == len(mine)
+    assert len(states) == 1 and states.used_bytes == 100  # taken out: it lives in a slot now
+    # Another conversation shares only the system prompt and its markup: no state of its own.
+    assert states.take_best(SYSTEM + turn(9), shifted, at_least=len(SYSTEM) + 4) is None
+
+
+def test_the_store_is_bounded_and_evicts_the_least_recently_saved():
+    states = SavedStates(limit_bytes=250)
+    for n in range(4):
+        states.put(state(SYSTEM + turn(n)))
+    assert len(states) == 2 and states.used_bytes == 200 and states.evicted == 2
+    assert [s.tokens for s in states._states.values()] == [SYSTEM + turn(2), SYSTEM + turn(3)]
+    states.put(state(SYSTEM + turn(9), size=251))  # larger than the whole store: never kept, nothing evicted
+    assert len(states) == 2
+    assert not SavedStates(limit_bytes=0).fits(1)  # a store of size 0 is off
+
+
+def messages(*roles: str) -> list[dict]:
+    return [{"role": role, "content": f"{role} {n}"} for n, role in enumerate(roles)]
+
+
+def test_the_oldest_turn_goes_first_and_never_the_system_prompt_or_the_question():
+    conversation = messages("system", "user", "assistant", "user", "assistant", "user")
+    shorter = drop_oldest_turn(conversation)
+    # The oldest question goes, and its answer with it: an answer alone only confuses a model.
+    assert shorter == [conversation[0], conversation[3], conversation[4], conversation[5]]
+    assert drop_oldest_turn(drop_oldest_turn(shorter)) is None  # only the system prompt and question left
+    assert drop_oldest_turn(messages("user", "assistant", "user")) == messages("user", "assistant", "user")[2:]
