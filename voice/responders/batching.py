@@ -55,6 +55,8 @@ SAME_CONVERSATION_TOKENS = 8
 IDLE_WAIT = 0.5
 # Tokens a slot must hold past what the next prompt keeps before its memory is worth saving.
 WORTH_SAVING = 32
+# Messages whose length in tokens is remembered (a few conversations' worth).
+TOKEN_COUNTS_KEPT = 4096
 # Where a reply's conversation memory came from (``Generation.memory``).
 SLOT, RESTORED, COLD = "slot", "restored", "cold"
 
@@ -155,6 +157,7 @@ class BatchEngine:
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
         self._warned: set[str] = set()
+        self._token_counts: dict[str, int] = {}  # a message's text -> its tokens: conversations come back
 
     # --- Life cycle ------------------------------------------------------------------
     def start(self) -> BatchEngine:
@@ -376,10 +379,9 @@ class BatchEngine:
             return generation.prompt
         messages = generation.messages
         tokens = self._tokens(messages)
-        while len(tokens) > self.prompt_limit and (shorter := drop_oldest_turn(messages)) is not None:
-            generation.dropped_turns += len(messages) - len(shorter)
-            messages = shorter
-            tokens = self._tokens(messages)
+        if len(tokens) > self.prompt_limit:
+            messages, tokens = self._fit(messages, len(tokens))
+            generation.dropped_turns = len(generation.messages) - len(messages)
         if len(tokens) >= self.context:
             raise ResponderError(
                 f"The prompt has {len(tokens)} tokens; a sequence holds {self.context} (VOICE_LLM_CONTEXT).",
@@ -390,6 +392,48 @@ class BatchEngine:
             generation.system_tokens = reuse.common_prefix(self._tokens(messages[:1]), tokens)
         generation.prompt = tokens
         return tokens
+
+    def _fit(self, messages: list[dict], total: int) -> tuple[list[dict], list[int]]:
+        """``messages`` without the fewest oldest turns that bring its prompt within the budget, and its tokens.
+
+        Exactly the fewest: the next turn's prompt must keep what this one kept, or its memory no longer
+        lines up. Tokenizing a whole prompt takes milliseconds, so the count is guessed from each message's
+        own tokens (remembered from earlier turns) and then checked, a prompt or two either side.
+        """
+        shorter = [messages]
+        while (less := drop_oldest_turn(shorter[-1])) is not None:
+            shorter.append(less)
+        sizes = {id(m): self._content_tokens(m.get("content") or "") for m in messages}
+        # A message's role and delimiters, on the high side, so the guess leaves out too few rather than too many.
+        markup = 1 + max(0, total - sum(sizes.values())) / len(messages)
+        guess = 0
+        while guess + 1 < len(shorter) and total > self.prompt_limit:
+            kept = {id(m) for m in shorter[guess + 1]}
+            total -= sum(sizes[id(m)] + markup for m in shorter[guess] if id(m) not in kept)
+            guess += 1
+        fitting: dict[int, list[int]] = {}
+
+        def fits(index: int) -> bool:
+            fitting[index] = self._tokens(shorter[index])
+            return len(fitting[index]) <= self.prompt_limit
+
+        if fits(guess):
+            while guess > 0 and fits(guess - 1):
+                guess -= 1
+        else:
+            while guess + 1 < len(shorter) and not fits(guess + 1):
+                guess += 1
+            guess = min(guess + 1, len(shorter) - 1)
+        return shorter[guess], fitting.get(guess) or self._tokens(shorter[guess])
+
+    def _content_tokens(self, text: str) -> int:
+        count = self._token_counts.get(text)
+        if count is None:
+            count = len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            if len(self._token_counts) >= TOKEN_COUNTS_KEPT:
+                self._token_counts.pop(next(iter(self._token_counts)))
+            self._token_counts[text] = count
+        return count
 
     def _plan(self, held: list[int], prompt: list[int]) -> reuse.Reuse:
         return reuse.plan(held, prompt, shift=self._can_shift)

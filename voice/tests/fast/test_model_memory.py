@@ -5,6 +5,7 @@ rules themselves, without a model.
 """
 
 from voice.responders.base import drop_oldest_turn
+from voice.responders.batching import BatchEngine
 from voice.responders.reuse import MIN_SHIFTED_TOKENS, Reuse, common_prefix, plan
 from voice.responders.states import SavedState, SavedStates
 
@@ -89,3 +90,40 @@ def test_the_oldest_turn_goes_first_and_never_the_system_prompt_or_the_question(
     assert shorter == [conversation[0], conversation[3], conversation[4], conversation[5]]
     assert drop_oldest_turn(drop_oldest_turn(shorter)) is None  # only the system prompt and question left
     assert drop_oldest_turn(messages("user", "assistant", "user")) == messages("user", "assistant", "user")[2:]
+
+
+class WordEngine(BatchEngine):
+    """The engine's prompt fitting with a tokenizer of words: no model."""
+
+    MARKUP = 3  # tokens a message's role and delimiters take
+
+    def _tokens(self, messages):
+        count = sum(len(m["content"].split()) + self.MARKUP for m in messages)
+        return list(range(count + 2))  # and the generation prompt
+
+    def _content_tokens(self, text):
+        return len(text.split())
+
+
+def test_a_prompt_keeps_exactly_the_most_recent_turns_that_fit():
+    import random
+
+    rng = random.Random(7)
+    for _case in range(200):
+        engine = WordEngine("unused.gguf", history_tokens=rng.randint(20, 300), context=4096)
+        turns = [{"role": "system", "content": "be brief " * rng.randint(0, 5)}]
+        for _turn in range(rng.randint(0, 20)):
+            turns += [{"role": "user", "content": "w " * rng.randint(1, 30)}]
+            turns += [{"role": "assistant", "content": "w " * rng.randint(0, 60)}]
+        turns.append({"role": "user", "content": "q " * rng.randint(1, 10)})
+        total = len(engine._tokens(turns))
+        if total <= engine.prompt_limit:
+            continue
+        kept, tokens = engine._fit(turns, total)
+        # The fewest oldest turns left out: one drop fewer would not fit (and the tokens are the kept prompt's).
+        assert tokens == engine._tokens(kept)
+        candidates = [turns]
+        while (shorter := drop_oldest_turn(candidates[-1])) is not None:
+            candidates.append(shorter)
+        fitting = [c for c in candidates if len(engine._tokens(c)) <= engine.prompt_limit]
+        assert kept == (fitting[0] if fitting else candidates[-1])
