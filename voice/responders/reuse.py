@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 # A shift costs a pass over the sequence's keys: not worth it to save a handful of tokens.
 MIN_SHIFTED_TOKENS = 16
+# Places where the rest might line up, tried at most: a memory full of one token (a loop) must not cost more.
+MAX_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,13 @@ def plan(held: Sequence[int], prompt: Sequence[int], *, shift: bool) -> Reuse:
         return best
     wanted = prompt[prefix]
     start = prefix + 1
-    while True:
+    for _candidate in range(MAX_CANDIDATES):
         try:
             at = held.index(wanted, start)
         except ValueError:
-            return best
+            break
         tail = common_prefix(held[at:], prompt[prefix:])
         if tail >= MIN_SHIFTED_TOKENS and tail > best.tail:
             best = Reuse(prefix, gap=at - prefix, tail=tail)
         start = at + 1
+    return best
