@@ -141,6 +141,14 @@ class Cores:
             self.busy += 1
             return True
 
+    def try_acquire_spare(self) -> bool:
+        """Take a core that nothing else wants now (no one waits, no pool has a job to start): a second thread."""
+        with self._changed:
+            if self.busy >= self.count or self._waiting or any(due() is not None for due in self._queues):
+                return False
+            self.busy += 1
+            return True
+
     def release(self) -> None:
         with self._changed:
             self.busy = max(0, self.busy - 1)

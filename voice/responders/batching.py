@@ -158,6 +158,7 @@ class BatchEngine:
         self._load_error: BaseException | None = None
         self._warned: set[str] = set()
         self._token_counts: dict[str, int] = {}  # a message's text -> its tokens: conversations come back
+        self._threads_now = self.threads
 
     # --- Life cycle ------------------------------------------------------------------
     def start(self) -> BatchEngine:
@@ -608,10 +609,20 @@ class BatchEngine:
             return
         # Due as its most urgent reply: a new reply's prompt (0.0) comes before any later sentence.
         self.cores.acquire(min((0.0 if g.pending else g.due()) for g in work))
+        # A core nothing else wants gives the step a second thread: about 1.7 times as fast.
+        spare = self.cores.try_acquire_spare()
         try:
+            self._use_threads(self.threads + spare)
             self._step(work)
         finally:
             self.cores.release()
+            if spare:
+                self.cores.release()
+
+    def _use_threads(self, threads: int) -> None:
+        if threads != self._threads_now:
+            self._llama.llama_set_n_threads(self._ctx.ctx, threads, threads)
+            self._threads_now = threads
 
     def _prompt_slices(self, writing: int, joining: list[Generation]) -> list[tuple[Generation, list[int]]]:
         """What of each joining reply's prompt this step reads: shortest first, ``prefill_chunk`` tokens at most.

@@ -85,6 +85,19 @@ def test_a_model_step_waits_for_a_synthesis_job_due_before_it_and_takes_the_core
     assert order == ["synthesis", "model step"]
 
 
+def test_a_spare_core_is_one_that_no_waiter_and_no_pool_wants():
+    cores = Cores(2)
+    queue = JobQueue()
+    cores.attach(queue.earliest_due, lambda: None)
+    cores.acquire(0.0)  # the model's step
+    assert cores.try_acquire_spare()  # nothing else wants the other: a second thread for the step
+    cores.release()
+    queue.put(Job(work=Work("e"), due=99.0, deliver=lambda message: None))
+    assert not cores.try_acquire_spare()  # a synthesis job waits to start, however late it is due
+    assert cores.try_acquire(99.0)  # and gets the core
+    assert not cores.try_acquire_spare()  # none is free
+
+
 def test_the_pool_starts_a_job_only_with_a_core(settings):
     """A synthesis pool that shares the cores with a busy model waits for one to come free."""
     cores = Cores(1)
