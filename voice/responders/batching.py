@@ -55,6 +55,8 @@ SAME_CONVERSATION_TOKENS = 8
 IDLE_WAIT = 0.5
 # Tokens a slot must hold past what the next prompt keeps before its memory is worth saving.
 WORTH_SAVING = 32
+# Seconds to read a prompt token on one core (SmolLM2-135M here: 125-135 tokens/s): a long prompt's deadline.
+PROMPT_SECONDS = 1 / 130
 # Messages whose length in tokens is remembered (a few conversations' worth).
 TOKEN_COUNTS_KEPT = 4096
 # Where a reply's conversation memory came from (``Generation.memory``).
@@ -89,6 +91,7 @@ class Generation:
     next_token: int | None = None  # sampled, to be decoded at the next step
     produced: int = 0
     reused: int = 0  # prompt tokens found in memory (the slot's, or a saved state's)
+    prompt_due: float = 0.0  # time.monotonic() by which its prompt should be read
     shifted: int = 0  # tokens of dropped turns taken out of the memory for it (a context shift)
     memory: str = ""  # SLOT, RESTORED or COLD
     dropped_turns: int = 0  # the oldest messages left out to fit the history budget
@@ -488,6 +491,9 @@ class BatchEngine:
         generation.slot = slot
         generation.pending = generation.prompt[keep:]
         generation.reused = keep
+        # A short prompt is due now; a long one (a history read once) by when it could be read alone.
+        long = len(generation.pending) > 2 * self.prefill_chunk
+        generation.prompt_due = generation.submitted_at + (len(generation.pending) * PROMPT_SECONDS if long else 0.0)
         generation.memory = memory
         generation.position = 0
         generation.admitted_at = time.monotonic()
@@ -590,25 +596,34 @@ class BatchEngine:
 
     # --- Steps -----------------------------------------------------------------------
     def _due_work(self, now: float) -> tuple[list[Generation], float | None]:
-        """The replies to advance at this step, and when the next paused one falls due. Lock held."""
-        work, wake_at = [], None
+        """The replies to advance at this step, and when the next paused one falls due. Lock held.
+
+        A reply that is writing is due when its listener needs more text; a prompt by ``prompt_due``. A
+        long prompt not yet due is read in steps of its own when nothing else is due, so the steps that
+        carry other replies' next words stay short.
+        """
+        work, ahead, wake_at = [], [], None
         for slot in self.slots:
             generation = slot.generation
             if generation is None:
                 continue
-            due = 0.0 if generation.pending else generation.due()
+            due = generation.prompt_due if generation.pending else generation.due()
             if due <= now:
                 work.append(generation)
+            elif generation.pending:
+                ahead.append(generation)
             else:
                 wake_at = due if wake_at is None else min(wake_at, due)
+        if not work and ahead:
+            work = [min(ahead, key=lambda generation: generation.prompt_due)]
         return work, wake_at
 
     def _step_on_a_core(self, work: list[Generation]) -> None:
         if self.cores is None:
             self._step(work)
             return
-        # Due as its most urgent reply: a new reply's prompt (0.0) comes before any later sentence.
-        self.cores.acquire(min((0.0 if g.pending else g.due()) for g in work))
+        # Due as its most urgent reply: a new reply's short prompt comes before any later sentence.
+        self.cores.acquire(min((g.prompt_due if g.pending else g.due()) for g in work))
         # A core nothing else wants gives the step a second thread: about 1.7 times as fast.
         spare = self.cores.try_acquire_spare()
         try:

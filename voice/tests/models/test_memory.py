@@ -192,3 +192,36 @@ def test_stopping_a_reply_mid_prompt_frees_its_slot_at_once():
         assert engine.active == 0 and engine.steps <= steps + 1
         after = Reply("Say hello.", system=SYSTEM, max_tokens=4).submit(engine).wait()
     assert after.error is None and after.text.strip() and not stopped.pieces
+
+
+def test_a_long_prompt_not_yet_due_waits_for_steps_of_its_own_not_riding_along_anothers():
+    with started_engine(sequences=2, context=2048, history_tokens=1900, prefill_chunk=32) as engine:
+        writer = Reply("Count from one to two hundred.", system=SYSTEM, max_tokens=400, ignore_end=True).submit(engine)
+        wait_for(lambda: len(writer.pieces) >= 3, "the other reply to be writing")
+        history = []
+        for _n in range(4):
+            history += [
+                {"role": "user", "content": f"Read these back: {NUMBERS}"},
+                {"role": "assistant", "content": "OK."},
+            ]
+        long_one = Reply(
+            "",
+            messages=[
+                {"role": "system", "content": SYSTEM},
+                *history,
+                {"role": "user", "content": "Which came first?"},
+            ],
+            max_tokens=4,
+        )
+        long_one.submit(engine)
+        wait_for(lambda: long_one.generation.slot is not None, "the long prompt's slot")
+        unread = len(long_one.generation.pending)
+        written = len(writer.pieces)
+        wait_for(lambda: len(writer.pieces) >= written + 20, "the writer's next words")
+        # The writer is due at every step (no listener paces it): its steps did not carry the long prompt,
+        # which is due only by when it could be read alone (seconds away).
+        assert long_one.generation.prompt_due > long_one.generation.submitted_at + 3
+        assert len(long_one.generation.pending) == unread
+        long_one.wait()  # and once due, it is read
+        engine.cancel(writer.generation)
+    assert long_one.error is None and long_one.text.strip()
