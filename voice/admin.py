@@ -61,14 +61,14 @@ class ConversationAdmin(admin.ModelAdmin):
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = ("short_text", "conversation", "role", "status", "engine", "ttfa_ms", "duration_ms", "created_at")
-    list_filter = ("created_at", "role", "engine", "status")
+    list_filter = ("created_at", "role", "engine", "status", "cut")
     search_fields = ("text", "conversation__owner__username", "conversation__title")
     date_hierarchy = "created_at"
     list_select_related = ("conversation",)
     raw_id_fields = ("conversation", "reply_to")
     readonly_fields = ("rendered", audio_player, *LATENCY_FIELDS, "heard_ms", "created_at", "audio_format")
     fieldsets = (
-        (None, {"fields": ("conversation", "role", "status", "created_at")}),
+        (None, {"fields": ("conversation", "role", "status", "cut", "created_at")}),
         ("Text", {"fields": ("rendered", "text")}),
         ("Speech", {"fields": ("engine", "voice", "audio", audio_player, "audio_format", "heard_ms")}),
         ("Latency", {"fields": LATENCY_FIELDS}),

@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from . import cutoffs
+
 TITLE_CHARS = 80
 
 
@@ -53,6 +55,12 @@ class Message(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         INTERRUPTED = "interrupted", "Interrupted"
         FAILED = "failed", "Reply failed"
+
+    class Cut(models.TextChoices):
+        """Why a reply was ended early by the reply pipeline (voice.cutoffs); blank: it was not."""
+
+        LENGTH = cutoffs.LENGTH, "Reply shortened"
+        REPETITION = cutoffs.REPETITION, "Reply stopped: it was repeating itself"
 
     # A reply in one of these states is over: nothing will change its text.
     FINISHED = (Status.COMPLETE, Status.AUDIO_FAILED, Status.CANCELLED, Status.INTERRUPTED, Status.FAILED)
@@ -99,6 +107,8 @@ class Message(models.Model):
     segments = models.JSONField(default=list, blank=True)
     # How much of the audio the asking tab played before the reply was stopped.
     heard_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Ended early, at a sentence's end, by the pipeline (its text is what was said): why.
+    cut = models.CharField(max_length=16, choices=Cut.choices, blank=True)
 
     # Latency, measured from the moment the query reached the server.
     first_text_ms = models.PositiveIntegerField("time to first text (ms)", null=True, blank=True)
@@ -186,6 +196,8 @@ class Message(models.Model):
             "duration_ms": self.duration_ms,
             # [text_start, text_end, audio_start_ms, audio_end_ms] per spoken segment: replays can highlight.
             "segments": self.segments,
+            # A reply ended early: "length" or "repetition" ("" if not).
+            "cut": self.cut,
         }
 
 

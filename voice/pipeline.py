@@ -10,22 +10,30 @@ Failures are events too: a responder that fails ends the text (``TextFailed``)
 but what it wrote is still spoken; an engine that fails ends the speech
 (``SpeechFailed``) but the text goes on. Closing the iterator (an interruption)
 stops both at once, and the responder with them.
+
+A reply is sized for the ear (``voice.cutoffs``): one that would speak past
+VOICE_REPLY_MAX_SECONDS, or that loops, is ended at a sentence's end. The
+responder is closed (its model stops), ``TextCut`` says why and where the kept
+text ends in the displayed reply, and ``TextDone`` follows as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from . import audio
+from .cutoffs import REPETITION, ReplyCutoff
 from .filters.reasoning import ThinkTagFilter
 from .filters.speech import SpeechText
-from .responders import BaseResponder, Queued, Reasoning, ResponderError, ResponderTimeout, Turn
+from .responders import BaseResponder, Queued, Reasoning, ResponderError, ResponderTimeout, Turn, Usage
 from .scheduling import Demand, current_demand
 from .sentences import Sentence, SentenceSplitter
 from .tts import BaseEngine, TTSError, get_engine
@@ -62,10 +70,30 @@ class ReplyQueued:
 
 
 @dataclass(frozen=True)
+class PromptRead:
+    """What the model had to read for the reply (``voice.responders.Usage``): prompt tokens, those read, memory."""
+
+    prompt_tokens: int
+    read_tokens: int
+    memory: str
+
+
+@dataclass(frozen=True)
 class SentenceWritten:
     """A sentence of the reply is complete (spoken next, when speech is on)."""
 
     sentence: Sentence
+
+
+@dataclass(frozen=True)
+class TextCut:
+    """The reply was ended early (``voice.cutoffs``: "length" or "repetition"), after what was said.
+
+    ``display_end``: where the kept text ends in the displayed reply (text after it was shown, never said).
+    """
+
+    reason: str
+    display_end: int
 
 
 @dataclass(frozen=True)
@@ -112,7 +140,9 @@ Event = (
     TextDelta
     | ReasoningDelta
     | ReplyQueued
+    | PromptRead
     | SentenceWritten
+    | TextCut
     | TextDone
     | TextFailed
     | SpeechStarted
@@ -166,12 +196,20 @@ class GivenText(BaseResponder):
 
     name = "given"
     uses_history = False
+    cutoffs = False  # said word for word, however long
 
     async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str]:
         yield query
 
 
 _END = object()
+# What follows a segment that ends a line of the displayed reply (a list item, a heading).
+_LINE_END = re.compile(r"[ \t]*\n")
+
+
+def reply_cutoff(responder: BaseResponder) -> ReplyCutoff | None:
+    """The cutoffs a responder's replies are held to (VOICE_REPLY_MAX_SECONDS); None: none (text given to say)."""
+    return ReplyCutoff(settings.VOICE_REPLY_MAX_SECONDS) if responder.cutoffs else None
 
 
 class ReplyPipeline:
@@ -246,30 +284,62 @@ class ReplyPipeline:
         thinking = ThinkTagFilter()
         speech = SpeechText(language=self.speaker.language if self.speaker else "en")
         splitter = sentence_splitter(self.first_clause_chars)
+        cutoff = reply_cutoff(self.responder)
+        shown = ""  # the reply as displayed so far
+        kept_end = 0  # where the last segment said ends in it
+        cut = ""  # why the reply was ended early
 
-        def written(sentences: list[Sentence]) -> None:
-            for sentence in sentences:
+        def written(sentences: list[Sentence], last: bool = False) -> None:
+            """Say these segments, unless the cutoffs end the reply first (``last``: no more text comes)."""
+            nonlocal kept_end, cut
+            for index, sentence in enumerate(sentences):
+                if cut:
+                    return
+                if cutoff is not None:
+                    verdict = cutoff.judge(sentence.text, ends_line=bool(_LINE_END.match(shown, sentence.end)))
+                    # Ending the reply after its very last segment cuts nothing.
+                    cut = "" if last and verdict.say and index == len(sentences) - 1 else verdict.cut
+                    if not verdict.say:
+                        continue
+                kept_end = sentence.end
                 events.put_nowait(SentenceWritten(sentence))
                 if demand is not None:
                     demand.written(sentence.text)
                     segments.put_nowait(sentence)
 
         def take(pieces: list) -> None:
+            nonlocal shown, cut
             for piece in pieces:
+                if cut:
+                    return
                 if isinstance(piece, Reasoning):
                     events.put_nowait(ReasoningDelta(piece.text))
                 elif isinstance(piece, Queued):
                     events.put_nowait(ReplyQueued(piece.position, piece.expected_wait))
+                elif isinstance(piece, Usage):
+                    events.put_nowait(PromptRead(piece.prompt_tokens, piece.read_tokens, piece.memory))
                 elif piece:
                     events.put_nowait(TextDelta(piece))
-                    written(splitter.feed(speech.feed(piece)))
+                    shown += piece
+                    spoken = speech.feed(piece)
+                    sentences = splitter.feed(spoken)
+                    if cutoff is not None and cutoff.stream("".join(p.text for p in spoken)) and not sentences:
+                        if not cutoff.said_segments:
+                            sentences = splitter.flush()[:1]  # the first segment, up to where the loop showed
+                        elif cutoff.at_sentence_end:
+                            cut = REPETITION  # no sentence begun: end here (else with the segment that ends it)
+                    written(sentences)
 
         try:
-            async for piece in self._timed(self.responder.respond(query, history), demand):
-                if isinstance(piece, Reasoning | Queued):
-                    take([piece])
-                else:
-                    take(thinking.feed(piece))
+            # aclosing: leaving the loop early (a cut) closes the responder at once, which stops its model.
+            async with aclosing(self._timed(self.responder.respond(query, history), demand)) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, Reasoning | Queued | Usage):
+                        take([piece])
+                    else:
+                        take(thinking.feed(piece))
+                    if cut:
+                        break
         except ResponderError as exc:
             events.put_nowait(TextFailed(exc))
         except asyncio.CancelledError:
@@ -280,9 +350,15 @@ class ReplyPipeline:
             events.put_nowait(TextFailed(ResponderError(f"{type(exc).__name__}: {exc}")))
         else:
             take(thinking.flush())
-        # Say what there is, even after a failure.
-        written(splitter.feed(speech.flush()) + splitter.flush())
+        if not cut:
+            # Say what there is, even after a failure.
+            rest = speech.flush()
+            if cutoff is not None:
+                cutoff.stream("".join(p.text for p in rest), final=True)
+            written(splitter.feed(rest) + splitter.flush(), last=True)
         segments.put_nowait(None)
+        if cut:
+            events.put_nowait(TextCut(cut, kept_end))
         events.put_nowait(TextDone())
 
     async def _timed(self, pieces: AsyncIterator, demand: Demand | None) -> AsyncIterator:
@@ -310,7 +386,7 @@ class ReplyPipeline:
                     if coming.done():
                         coming = None
                 yield piece
-                if not isinstance(piece, Queued):
+                if not isinstance(piece, Queued | Usage):  # news, not tokens
                     limit, which = self.timeouts.between_tokens, "token"
         finally:
             if coming is not None:

@@ -426,12 +426,13 @@ class AudioEnd(Event):
 
 @dataclass(frozen=True)
 class ReplyDone(Event):
-    """The reply is stored: nothing more comes for it."""
+    """The reply is stored: nothing more comes for it. ``cut``: why it was ended early ("length", "repetition")."""
 
     type: ClassVar[str] = "reply.done"
     message_id: int
     status: str
     metrics: dict
+    cut: str = ""
 
 
 @dataclass(frozen=True)

@@ -65,4 +65,4 @@ class GroupPublisher:
         if chunks:
             await self.try_send(protocol.AudioEnd(message.pk, chunks, message.duration_ms, message.audio_url))
         await self.try_send(protocol.StoredMessage.of(message))
-        await self.try_send(protocol.ReplyDone(message.pk, message.status, metrics))
+        await self.try_send(protocol.ReplyDone(message.pk, message.status, metrics, message.cut))

@@ -31,6 +31,7 @@ FINAL_FIELDS = [
     "text",
     "reasoning",
     "status",
+    "cut",
     "error_code",
     "error",
     "engine",
@@ -63,12 +64,14 @@ class ReplyRecorder:
         self.sentences = 0
         self.engine = ""
         self.voice = ""
+        self.cut = ""  # why the pipeline ended the reply early
         self.text_error: VoiceError | None = None
         self.speech_error: VoiceError | None = None
         self.first_text_at: float | None = None
         self.first_audio_at: float | None = None
         self.text_done_at: float | None = None
         self.synthesis_seconds = 0.0
+        self.prompt: pipeline.PromptRead | None = None
         self._changed: asyncio.Event | None = None
         self._saved = (None, None, None)
 
@@ -81,8 +84,15 @@ class ReplyRecorder:
                 self.text += text
             case pipeline.ReasoningDelta(text=text):
                 self.reasoning += text
+            case pipeline.PromptRead() as prompt:
+                self.prompt = prompt
             case pipeline.SentenceWritten():
                 self.sentences += 1
+                self._mark_changed()
+            case pipeline.TextCut(reason=reason, display_end=end):
+                # What was shown past the last segment said was never said: the stored reply is what was.
+                self.cut = reason
+                self.text = self.text[:end]
                 self._mark_changed()
             case pipeline.TextDone():
                 self.text_done_at = now
@@ -152,6 +162,7 @@ class ReplyRecorder:
         message.error_code = error.code if error else ""
         message.error = str(error) if error else ""
         message.text = self.text
+        message.cut = self.cut
         message.reasoning = self.reasoning
         message.engine = self.engine
         message.voice = self.voice
@@ -208,4 +219,14 @@ class ReplyRecorder:
             "sentences": self.sentences,
             "chunks": self.chunks,
             "real_time_factor": round(self.synthesis_seconds / duration, 3) if duration else None,
+        } | self._prompt_metrics()
+
+    def _prompt_metrics(self) -> dict:
+        """What the model read, when the responder says (the local model does)."""
+        if self.prompt is None:
+            return {}
+        return {
+            "prompt_tokens": self.prompt.prompt_tokens,
+            "prompt_tokens_read": self.prompt.read_tokens,
+            "model_memory": self.prompt.memory,
         }

@@ -402,9 +402,14 @@ VOICE_LLM_MODEL_PATH = os.environ.get("VOICE_LLM_MODEL_PATH", "")
 VOICE_LLM_SYSTEM_PROMPT = os.environ.get(
     "VOICE_LLM_SYSTEM_PROMPT",
     "You are a helpful voice assistant. Your replies are spoken aloud, so answer in one to three short, "
-    "plain sentences, without lists, markdown or emoji.",
+    "plain sentences, without lists, markdown or emoji. Say each thing once, then stop.",
 )
 VOICE_LLM_MAX_TOKENS = env_int("VOICE_LLM_MAX_TOKENS", 200)
+# Longest reply of any responder, in seconds of speech (voice/cutoffs.py): past
+# it the reply ends at a sentence's end (0: no cap; VOICE_LLM_MAX_TOKENS still holds).
+VOICE_REPLY_MAX_SECONDS = env_float("VOICE_REPLY_MAX_SECONDS", 25.0)
+if VOICE_REPLY_MAX_SECONDS < 0:
+    raise ImproperlyConfigured("VOICE_REPLY_MAX_SECONDS must be 0 (no cap) or more.")
 VOICE_LLM_TEMPERATURE = env_float("VOICE_LLM_TEMPERATURE", 0.3)
 # Characters of earlier turns the model is shown; the oldest go first.
 VOICE_LLM_HISTORY_CHARS = env_int("VOICE_LLM_HISTORY_CHARS", 6000)

@@ -84,6 +84,7 @@ export function onEvent(event) {
       record(event.message_id).done = event;
       chat.dataset.lastStatus = event.status;
       list.stopThinking();
+      if (event.cut) list.showCut(event.message_id, event.cut);
       if (event.status === STATUS.INTERRUPTED || event.status === STATUS.CANCELLED) stopReply(event.message_id);
       handsFreeReplyDone(event.message_id);
       break;

@@ -6,7 +6,7 @@
 import { clearMarks, markSpan } from "./highlight.js";
 import { icon, iconButton, setIcon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
-import { STATUS } from "./wire.js";
+import { CUT, STATUS } from "./wire.js";
 
 const STATUS_TEXT = {
   [STATUS.STREAMING]: "",
@@ -15,6 +15,11 @@ const STATUS_TEXT = {
   [STATUS.CANCELLED]: "Cancelled",
   [STATUS.INTERRUPTED]: "Interrupted",
   [STATUS.FAILED]: "Reply failed",
+};
+// A reply the server ended early (its "cut"): a quiet note beside its status, as templates/voice/_message.html has it.
+const CUT_TEXT = {
+  [CUT.LENGTH]: "Reply shortened",
+  [CUT.REPETITION]: "Reply stopped: it was repeating itself",
 };
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -139,7 +144,9 @@ export class MessageList {
     if (assistant) {
       const status = document.createElement("span");
       status.className = "message__status";
-      meta.append(labelledIcon("volume", "message__speaking", "Speaking"), status);
+      const cut = document.createElement("span");
+      cut.className = "message__cut";
+      meta.append(labelledIcon("volume", "message__speaking", "Speaking"), status, cut);
     } else if (message.is_voice) {
       meta.append(labelledIcon("mic", "message__voice", "Spoken"));
     }
@@ -192,6 +199,7 @@ export class MessageList {
         this.#setSource(item, message.text);
       }
       this.#setStatus(item, message);
+      this.showCut(message.id, message.cut);
       if (message.audio_url) this.#addReplay(item, message.audio_url);
     } else {
       item.querySelector(".message__text").textContent = message.text;
@@ -210,6 +218,12 @@ export class MessageList {
       text += ` after ${(message.heard_ms / 1000).toFixed(1)} s`;
     }
     item.querySelector(".message__status").textContent = text;
+  }
+
+  /** Reply ``messageId`` was ended early, for ``cut`` ("length", "repetition"; "" or none: it was not). */
+  showCut(messageId, cut) {
+    const note = this.item(messageId)?.querySelector(".message__cut");
+    if (note) note.textContent = CUT_TEXT[cut] ?? "";
   }
 
   #addReplay(item, url) {

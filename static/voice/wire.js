@@ -47,6 +47,12 @@ export const STATUS = Object.freeze({
   FAILED: "failed",
 });
 
+/** Why a reply was ended early: its "cut" ("" if it was not). */
+export const CUT = Object.freeze({
+  LENGTH: "length",
+  REPETITION: "repetition",
+});
+
 /** Errors about an utterance: nothing was stored. */
 export const SPEECH_ERRORS = Object.freeze([
   "speech_not_started",

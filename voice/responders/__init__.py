@@ -21,6 +21,7 @@ from .base import (
     ResponderTimeout,
     ResponderUnavailable,
     Turn,
+    Usage,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ResponderTimeout",
     "ResponderUnavailable",
     "Turn",
+    "Usage",
     "get_responder",
 ]
 

@@ -47,11 +47,23 @@ class Queued:
     expected_wait: float | None = None
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What the model had to read for this reply: its prompt's tokens, those it read (the rest it had in
+    memory), and where that memory was (the local model: "slot", "restored" or "cold")."""
+
+    prompt_tokens: int
+    read_tokens: int
+    memory: str = ""
+
+
 class BaseResponder:
     """Subclasses set ``name`` and implement ``respond``."""
 
     name: str = ""
     uses_history = True  # False: the conversation so far is not loaded for it
+    # The reply pipeline may end its replies early (voice.cutoffs: too long to listen to, or looping).
+    cutoffs = True
 
     def history_chars(self) -> int:
         """How many characters of earlier turns to load for it (the oldest beyond are left out)."""

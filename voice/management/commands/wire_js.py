@@ -51,6 +51,11 @@ def render() -> str:
         ),
         frozen_object("WebSocket close codes.", "CLOSE", protocol.Close.codes()),
         frozen_object("A message's status.", "STATUS", {status.name: status.value for status in Message.Status}),
+        frozen_object(
+            'Why a reply was ended early: its "cut" ("" if it was not).',
+            "CUT",
+            {cut.name: cut.value for cut in Message.Cut},
+        ),
         frozen_list("Errors about an utterance: nothing was stored.", "SPEECH_ERRORS", protocol.SPEECH_ERRORS),
         frozen_list("Of those, the ones that end the recording itself.", "RECORDING_ERRORS", protocol.RECORDING_ERRORS),
         frozen_list("Errors about hands-free mode.", "LISTEN_ERRORS", protocol.LISTEN_ERRORS),

@@ -81,6 +81,17 @@ def test_a_reply_is_shown_and_played_gaplessly(page):
     # Screenshots for the README come from `make screenshots`, not from here.
 
 
+def test_a_reply_the_server_ended_shows_what_was_said_and_why(page):
+    """Cut for repetition (voice/cutoffs.py): the bubble ends where the speech did, and says why, live and reloaded."""
+    said = "A port is a number that identifies a program."
+    reply_id = wait_for_reply(page, send(page, f"{said} A port is a port is a port is a port is a port is a port."))
+    note = page.locator(f'[data-message-id="{reply_id}"] .message__cut')
+    assert (reply_text(page), note.text_content()) == (said, "Reply stopped: it was repeating itself")
+    assert note.is_visible() and page.evaluate(f"window.voiceReplies[{reply_id}].done.cut") == "repetition"
+    page.reload()
+    assert (reply_text(page), note.text_content()) == (said, "Reply stopped: it was repeating itself")
+
+
 def test_a_stored_reply_replays_and_seeks(page):
     reply_id = wait_for_reply(page, send(page, LONG_REPLY[:400]))
     duration = page.evaluate(f"window.voiceReplies[{reply_id}].audioEnd.duration_ms") / 1000

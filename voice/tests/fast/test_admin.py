@@ -80,3 +80,11 @@ def test_a_message_shows_its_reply_rendered(staff_client, told_conversation):
     listing = staff_client.get("/admin/voice/message/", {"status": "interrupted"})
     assert listing.context["cl"].result_count == 1
     assert "Here is **bold** and [a link]" in listing.content.decode()
+
+
+def test_the_transcript_notes_a_reply_the_server_cut_short(staff_client, conversation):
+    Message.objects.create(conversation=conversation, role="assistant", text="A port is.", cut=Message.Cut.REPETITION)
+    page = staff_client.get(f"/admin/voice/conversation/{conversation.pk}/change/").content.decode()
+    assert '<span class="transcript-admin__cut">Reply stopped: it was repeating itself</span>' in page
+    listing = staff_client.get("/admin/voice/message/", {"cut": "repetition"}).context["cl"]
+    assert listing.result_count == 1 and "cut" in [spec.field_path for spec in listing.filter_specs]

@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 
 from voice import protocol
 from voice.models import Message
+from voice.scheduling import CHARS_PER_SECOND
 from voice.tests.engines import FailingEngine
 from voice.tests.helpers import (
     audio_frames,
@@ -21,6 +22,7 @@ from voice.tests.helpers import (
     session_headers,
     until_done,
 )
+from voice.tests.responders import LongResponder, LoopingResponder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -244,3 +246,41 @@ async def test_a_reply_survives_its_tab_closing(conversation, user, gated_engine
     gated_engine.set()  # only now can sentence two be spoken: nobody is watching
     reply = await eventually(lambda: Message.objects.exclude(status="streaming").filter(role="assistant").afirst())
     assert (reply.status, reply.duration_ms) == ("complete", 200)
+
+
+# --- Replies sized for the ear (voice/cutoffs.py) ----------------------------------------------
+async def ask_for_a_cut_reply(conversation, user, responder):
+    """Ask; the frames up to reply.done, and the stored reply, which must be complete with what was said."""
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "Tell me about it."})
+    frames = await until_done(communicator)
+    await communicator.disconnect()
+    reply = await Message.objects.aget(role="assistant")
+    assert reply.status == "complete" and reply.error_code == ""
+    # What was said, to the end: the stored text ends with the last segment spoken.
+    assert reply.segments and reply.segments[-1][1] == len(reply.text)
+    assert responder.text.startswith(reply.text)
+    # The page was told, and shown the stored text, which replaces what streamed past the cut.
+    (done,) = events(frames, "reply.done")
+    final = events(frames, "message")[-1]["message"]
+    assert (done["status"], done["cut"]) == ("complete", reply.cut)
+    assert (final["text"], final["cut"]) == (reply.text, reply.cut)
+    assert len("".join(d["text"] for d in events(frames, "reply.delta"))) > len(reply.text)
+    # The model was stopped (its responder closed), not read to its end.
+    assert responder.closed_early and responder.given < responder.words() // 2
+    return reply
+
+
+async def test_a_long_reply_ends_at_a_sentence_end_stored_as_said(conversation, user, tone_engine, settings):
+    settings.VOICE_RESPONDER = "voice.tests.responders.LongResponder"
+    settings.VOICE_REPLY_MAX_SECONDS = 10
+    reply = await ask_for_a_cut_reply(conversation, user, LongResponder)
+    assert reply.cut == "length" and reply.text.endswith(".")
+    # About 10 s of speech: the sentence under way at the cap is finished (a sentence here is under 60 characters).
+    assert 5 * CHARS_PER_SECOND < len(reply.text) <= 10 * CHARS_PER_SECOND + 60
+
+
+async def test_a_looping_reply_stops_before_the_loop(conversation, user, tone_engine, settings):
+    settings.VOICE_RESPONDER = "voice.tests.responders.LoopingResponder"
+    reply = await ask_for_a_cut_reply(conversation, user, LoopingResponder)
+    assert (reply.cut, reply.text) == ("repetition", "A port is a number that identifies a program.")

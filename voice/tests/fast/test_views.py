@@ -9,6 +9,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from voice import audio
+from voice.management.commands.wire_js import WIRE_JS
 from voice.models import Conversation, Message
 from voice.tests.engines import tone
 
@@ -314,3 +315,16 @@ def test_replies_are_rendered_as_sanitized_markdown(client, user, conversation):
     assert "javascript:" not in page.split('id="messages"')[1].replace("[x](javascript:alert(1))", "")
     assert "<img src=x" not in page and "<script>alert(2)" not in page
     assert "<pre><code>&lt;b&gt;code&lt;/b&gt;" in page
+
+
+def test_a_reply_cut_short_by_the_server_says_so_after_a_reload(client, user, conversation):
+    Message.objects.create(conversation=conversation, role="assistant", text="Long.", cut=Message.Cut.LENGTH)
+    Message.objects.create(conversation=conversation, role="assistant", text="Looped.", cut=Message.Cut.REPETITION)
+    Message.objects.create(conversation=conversation, role="assistant", text="Whole.")
+    client.force_login(user)
+    page = client.get(conversation.get_absolute_url()).content.decode()
+    notes = page.split('id="messages"')[1].split('class="message__cut">')[1:]
+    assert [note.split("<")[0] for note in notes] == ["Reply shortened", "Reply stopped: it was repeating itself", ""]
+    # The page's own notes, for live replies, say the same.
+    page_notes = (WIRE_JS.parent / "messages.js").read_text()
+    assert all(f'[CUT.{cut.name}]: "{cut.label}"' in page_notes for cut in Message.Cut)
