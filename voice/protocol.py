@@ -349,7 +349,8 @@ class ReplyDelta(Event):
 
 @dataclass(frozen=True)
 class Queued(Event):
-    """The reply waits for the model: ``position`` in line (1: next), and the likely wait if known."""
+    """The reply waits for the model: ``position`` in line (1: next; 0: the model is reading the conversation,
+    which it had no memory of), and the likely wait if known."""
 
     type: ClassVar[str] = "queued"
     message_id: int

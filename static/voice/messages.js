@@ -295,7 +295,8 @@ export class MessageList {
     const item = this.item(messageId);
     if (!item || item.dataset.status !== STATUS.STREAMING) return;
     item.dataset.queued = String(position);
-    const ahead = position === 1 ? "you are next" : `${position - 1} ahead of you`;
+    const ahead =
+      position === 0 ? "reading the conversation" : position === 1 ? "you are next" : `${position - 1} ahead of you`;
     const wait = expectedWaitMs == null ? "" : `, about ${Math.max(1, Math.round(expectedWaitMs / 1000))} s`;
     item.querySelector(".message__status").textContent = `Waiting for the model: ${ahead}${wait}`;
   }

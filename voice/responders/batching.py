@@ -494,6 +494,8 @@ class BatchEngine:
         # A short prompt is due now; a long one (a history read once) by when it could be read alone.
         long = len(generation.pending) > 2 * self.prefill_chunk
         generation.prompt_due = generation.submitted_at + (len(generation.pending) * PROMPT_SECONDS if long else 0.0)
+        if long:  # a history read again: the listener is told it takes a while (place 0: being read)
+            generation.on_queued(0, round(len(generation.pending) * PROMPT_SECONDS, 1))
         generation.memory = memory
         generation.position = 0
         generation.admitted_at = time.monotonic()

@@ -34,24 +34,29 @@ def store_history(conversation, pairs: int) -> int:
     return conversation.messages.count()
 
 
-async def ask(communicator, text: str) -> dict:
+async def ask(communicator, text: str) -> tuple[dict, list[dict]]:
+    """The reply's reply.done, and the queued events that came before its first words."""
     await communicator.send_json_to({"type": "query", "text": text})
-    (done,) = events(await until_done(communicator, seconds=120), "reply.done")
-    return done
+    frames = await until_done(communicator, seconds=120)
+    (done,) = events(frames, "reply.done")
+    words = next((i for i, f in enumerate(frames) if f[0] == "event" and f[1]["type"] == "reply.delta"), len(frames))
+    return done, events(frames[:words], "queued")
 
 
 async def test_past_its_budget_a_conversation_is_read_once_then_only_its_new_questions(conversation, user, local_model):
     stored = await store_history(conversation, pairs=12)  # about 2,500 tokens: over the whole context
     communicator = await connect(conversation, user)
-    first = await ask(communicator, "Which box came first?")
-    second = await ask(communicator, "Thank you.")
-    third = await ask(communicator, "And the last box?")
+    first, reading = await ask(communicator, "Which box came first?")
+    (second, told), (third, _) = await ask(communicator, "Thank you."), await ask(communicator, "And the last box?")
+    assert not told  # a continuing turn reads a few tokens: nothing to wait for
     await communicator.disconnect()
 
     for done in (first, second, third):
         assert done["status"] == "complete", done  # never llm_context: the history was trimmed to fit
         assert done["metrics"]["prompt_tokens"] <= 400
     assert first["metrics"]["model_memory"] == "cold"
+    # Reading a whole history takes a while, and the page is told so before the first words.
+    assert reading and reading[0]["position"] == 0 and reading[0]["expected_wait_ms"] > 0
     assert first["metrics"]["prompt_tokens_read"] > 200  # its history, read once
     for done in (second, third):
         assert done["metrics"]["model_memory"] == "slot"
