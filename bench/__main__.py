@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import abuse, conversations, handsfree, llm, measure, speech_text, stt, supervision
+from . import abuse, conversations, handsfree, llm, measure, speech_text, stt, supervision, trimming, underway
 from .piper_http import PiperHttpServer, timed_post
 from .report import Report
 from .talk import Talk
@@ -25,7 +25,18 @@ from .talk import Talk
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-SECTIONS = ("wire", "llm", "conversations", "abuse", "supervision", "stt", "handsfree", "speech_text", "engine")
+SECTIONS = (
+    "wire",
+    "llm",
+    "conversations",
+    "underway",
+    "abuse",
+    "supervision",
+    "stt",
+    "handsfree",
+    "speech_text",
+    "engine",
+)
 
 
 def run(
@@ -62,6 +73,8 @@ def run(
         results["handsfree"] = _hands_free(repeats, quick)
     if wanted("conversations"):
         results["conversations"] = _conversations(quick, levels)
+    if wanted("underway"):
+        results["underway"] = _underway(quick, levels)
     if wanted("abuse"):
         results["abuse"] = _abuse(quick)
     if wanted("supervision"):
@@ -221,6 +234,44 @@ def _conversations(quick: bool, levels: tuple[int, ...] = ()) -> dict:
     return results
 
 
+def _underway(quick: bool, levels: tuple[int, ...] = ()) -> dict:
+    """Conversations already under way, local model: every one past its history budget before anyone speaks."""
+    from voice.tests.servers import ChatClient, DaphneServer, Site
+
+    plan = underway.Plan.quick() if quick else underway.Plan.full()
+    if levels:
+        plan = dataclasses.replace(plan, levels=levels)
+    talk = Talk()
+    token = secrets.token_hex(16)
+    results: dict = {"levels": {}, "nonce": talk.nonce, "pairs": plan.pairs}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-underway-") as scratch:
+        budget = {"VOICE_LLM_HISTORY_TOKENS": "256"} if quick else {}  # a quick run's short histories pass it too
+        site = Site(
+            Path(scratch),
+            database="sqlite",
+            VOICE_RESPONDER="local",
+            VOICE_METRICS_TOKEN=token,
+            VOICE_TTS_CACHE_SHARED="0",
+            **budget,
+        ).setup()
+        server = DaphneServer(site).start()
+        try:
+            client = ChatClient(server)
+            asyncio.run(measure.ours(client, client.new_conversation(), talk.ask()))  # warm the model and the voice
+            tokens = underway.QuestionTokens()
+            for users in plan.levels:
+                summary = underway.measure_level(server, client, site, token, users, plan, talk, tokens)
+                results["levels"][users] = summary
+                print(f"  {users} users under way: {summary['talking']}", file=sys.stderr)
+            # Typed question to first sound, in the page: the first question reads the history, the others not.
+            (conversation,) = underway.seed(site, 1, talk, plan.pairs)
+            results["page"] = underway.in_the_page(server, conversation, [talk.ask() for _ in range(2 if quick else 6)])
+        finally:
+            server.stop()
+            site.destroy()
+    return results
+
+
 def _abuse(quick: bool) -> dict:
     """Five users talking, calm and beside an abusive account, on one Daphne with the default limits."""
     from voice.tests.servers import PASSWORD, ChatClient, DaphneServer, Site
@@ -268,7 +319,7 @@ def _local_model(repeats: int, quick: bool) -> dict:
     """The local language model alone, then behind the chat on a Daphne of its own."""
     from voice.tests.servers import ChatClient, DaphneServer, Site
 
-    results = {"speed": llm.model_speed(max(3, repeats))}
+    results = {"speed": llm.model_speed(max(3, repeats)), "trimming": trimming.compare(6 if quick else 16)}
     with tempfile.TemporaryDirectory(prefix="voice-bench-llm-") as scratch:
         # No segment cache: the same questions come back, and the figures are about the model and synthesis.
         site = Site(Path(scratch), database="sqlite", VOICE_RESPONDER="local", VOICE_TTS_CACHE_MB="0").setup()

@@ -85,6 +85,13 @@ class Reply:
     playback_ends: float = 0.0  # time.perf_counter() when its audio would end
     queued: bool = False  # the server said the reply waits its turn
     error: str | None = None
+    question: str = ""
+    sent_at: float = 0.0  # time.perf_counter() when the query was sent
+    turn: int = 0  # of this user in this level, from 0
+    # From reply.done: the model's prompt tokens, how many it had to read, and where its memory came from.
+    prompt_tokens: int | None = None
+    prompt_read: int | None = None
+    memory: str | None = None
 
 
 @dataclass
@@ -120,9 +127,13 @@ class Level:
         }
 
 
-async def ask(socket, text: str, reply: Reply) -> None:
-    """One question and its reply, timing every chunk against the listener's playback (fills ``reply``)."""
-    sent = time.perf_counter()
+async def ask(socket, text: str, reply: Reply, heard: asyncio.Event | None = None) -> None:
+    """One question and its reply, timing every chunk against the listener's playback (fills ``reply``).
+
+    ``heard`` is set at the first audio.
+    """
+    reply.question = text
+    sent = reply.sent_at = time.perf_counter()
     await socket.send(json.dumps({"type": "query", "text": text}))
     async for frame in socket:
         now = time.perf_counter()
@@ -133,6 +144,8 @@ async def ask(socket, text: str, reply: Reply) -> None:
             if reply.ttfa is None:
                 reply.ttfa = now - sent
                 reply.playback_ends = now
+                if heard is not None:
+                    heard.set()
             elif now > reply.playback_ends + STALL_TOLERANCE:
                 reply.stalls += 1
                 reply.stalled += now - reply.playback_ends
@@ -148,6 +161,10 @@ async def ask(socket, text: str, reply: Reply) -> None:
         elif kind == "error":
             reply.error = event["code"]
         elif kind == "reply.done":
+            metrics = event.get("metrics") or {}
+            reply.prompt_tokens = metrics.get("prompt_tokens")
+            reply.prompt_read = metrics.get("prompt_tokens_read")
+            reply.memory = metrics.get("model_memory")
             if event["status"] != "complete":
                 reply.error = reply.error or event["status"]
             return
@@ -161,10 +178,12 @@ async def user(
     await asyncio.sleep(offset)
     url = f"ws://127.0.0.1:{client.server.port}/ws/chat/{conversation}/"
     reply = None
+    turns = 0
     try:
         async with connect(url, additional_headers=client.headers(), max_size=None, open_timeout=60) as socket:
             while True:
-                reply = Reply()
+                reply = Reply(turn=turns)
+                turns += 1
                 level.replies.append(reply)
                 async with asyncio.timeout(REPLY_TIMEOUT):
                     await ask(socket, say(), reply)
@@ -182,9 +201,12 @@ async def user(
         reply.error = reply.error or type(exc).__name__
 
 
-async def run_level(client, users: int, plan: Plan, say: Callable[[], str], rng, pids: list[int]) -> Level:
+async def run_level(
+    client, users: int, plan: Plan, say: Callable[[], str], rng, pids: list[int], conversations: list[int] = ()
+) -> Level:
+    """``users`` people talking for the level's time: in new conversations, or in ``conversations`` given."""
     # Made before the clock starts: this is page loading, not the load under test.
-    conversations = [client.new_conversation() for _ in range(users)]
+    conversations = list(conversations) or [client.new_conversation() for _ in range(users)]
     level = Level()
     cpu_before = sum(measure.tree_cpu_seconds(pid) for pid in pids)
     started = time.perf_counter()

@@ -208,16 +208,19 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def server_counters(server: DaphneServer, token: str) -> dict[str, float]:
-    """The server's own Prometheus samples without labels (GET /metrics with VOICE_METRICS_TOKEN), by name."""
+    """The server's own Prometheus samples (GET /metrics with VOICE_METRICS_TOKEN), by name; a labelled one as
+    ``name{label=value}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     response = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     response.raise_for_status()
     return {
-        sample.name: sample.value
+        sample.name
+        + (
+            "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}" if sample.labels else ""
+        ): sample.value
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
-        if not sample.labels
     }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from . import abuse, conversations, handsfree, llm, speech_text, stt, supervision
+from . import abuse, conversations, handsfree, llm, speech_text, stt, supervision, trimming, underway
+from .measure import median as measure_median
 from .tables import table
 
 TARGETS = {
@@ -21,6 +22,14 @@ TARGETS = {
     "filter_ms": 5.0,  # the speech-ready text stage, per reply
     "wer": 0.08,  # word error rate on Piper-spoken sentences
     "release_5s": 1.5,  # end of a 5 s utterance to its final transcript
+    # Conversations already under way (issue #26).
+    "underway_alone_first_text": 0.4,  # one user alone, past the budget: first text p50
+    "underway_extra_tokens": 32,  # a continuing turn reads at most its question + 32 tokens
+    "underway_10": 2.0,  # 10 users: p95 first audio <= 2 x alone
+    "underway_20": 3.0,  # 20 users (more conversations than slots): <= 3 x alone
+    "restored_first_text": 0.5,  # a conversation restored from its saved state: first text
+    "late_over_prefill": 1.0,  # a cold conversation's first text <= its prefill alone + 1 s
+    "page_first_sound": 0.5,  # typed question to first sound in Chromium, one user: p50
 }
 
 
@@ -187,6 +196,8 @@ class Report:
                     f"{ratio:.2f}x",
                 )
             )
+        if "underway" in self.r:
+            checks += self._underway_targets(self.r["underway"])
         if "supervision" in self.r:
             hang, cache = self.r["supervision"]["hang"], self.r["supervision"]["cache"]
             ratio = hang["during"] / hang["calm"]
@@ -239,6 +250,76 @@ class Report:
                     f"{worst:.2f}x",
                 )
             )
+        return checks
+
+    def _underway_targets(self, results: dict) -> list[tuple[str, bool, str]]:
+        levels = results["levels"]
+        checks = []
+        alone = levels.get(1, {}).get("talking")
+        if alone:
+            p50 = alone["first_text_p50"]
+            checks.append(
+                (
+                    "under way: one user alone past the budget, first text p50 <= 400 ms",
+                    p50 <= TARGETS["underway_alone_first_text"],
+                    f"{p50 * 1000:.0f} ms",
+                )
+            )
+        extra = max((s["talking"]["extra_max"] for s in levels.values()), default=float("nan"))
+        checks.append(
+            (
+                "under way: a continuing turn reads at most its question + 32 tokens",
+                extra <= TARGETS["underway_extra_tokens"],
+                f"at most +{extra:.0f}",
+            )
+        )
+        for users, key in ((10, "underway_10"), (20, "underway_20")):
+            if alone and users in levels:
+                level = levels[users]["talking"]
+                ratio = level["p95"] / alone["p95"]
+                ok = ratio <= TARGETS[key] and level["errors"] == 0
+                if users == 10:
+                    ok = ok and level["stalled_share"] <= conversations.STALL_LIMIT
+                checks.append(
+                    (
+                        f"under way, {users} users: p95 first audio <= {TARGETS[key]:g} x alone, no errors"
+                        + (", <= 1% stalled" if users == 10 else ""),
+                        ok,
+                        f"{ratio:.2f}x, {level['errors']} errors, {level['stalled_share']:.1%} stalled",
+                    )
+                )
+        restored = [s["by_memory"]["restored"] for s in levels.values() if s["by_memory"]["restored"]["replies"]]
+        if restored:
+            worst = max(f["first_text_p50"] for f in restored)
+            checks.append(
+                (
+                    "a conversation restored from its saved state: first text p50 <= 500 ms",
+                    worst <= TARGETS["restored_first_text"],
+                    f"{worst * 1000:.0f} ms",
+                )
+            )
+        page = results.get("page")
+        if page and page["runs"] > 1:
+            p50 = measure_median(page["all"][1:])
+            checks.append(
+                (
+                    "typed question to first sound in Chromium, one user, under way: p50 <= 500 ms",
+                    p50 <= TARGETS["page_first_sound"],
+                    f"{p50 * 1000:.0f} ms",
+                )
+            )
+        rate = underway.prefill_rate(results)
+        for users, level in levels.items():
+            late = level.get("late")
+            if late and late["first_text"] and late["read"] and rate == rate:
+                over = late["first_text"] - late["read"] / rate
+                checks.append(
+                    (
+                        f"a cold conversation among {users} users: first text <= its prefill alone + 1 s",
+                        over <= TARGETS["late_over_prefill"],
+                        f"+{over:.1f} s",
+                    )
+                )
         return checks
 
     def targets_table(self) -> str:
@@ -326,7 +407,11 @@ class Report:
         )
 
     def llm_sections(self) -> list[tuple[str, str]]:
-        return llm.tables(self.r["llm"]) if "llm" in self.r else []
+        if "llm" not in self.r:
+            return []
+        return llm.tables(self.r["llm"]) + (
+            trimming.tables(self.r["llm"]["trimming"]) if "trimming" in self.r["llm"] else []
+        )
 
     def text_sections(self) -> list[tuple[str, str]]:
         return speech_text.tables(self.r["speech_text"]) if "speech_text" in self.r else []
@@ -339,6 +424,7 @@ class Report:
 
     def capacity_sections(self) -> list[tuple[str, str]]:
         sections = conversations.tables(self.r["conversations"]) if "conversations" in self.r else []
+        sections += underway.tables(self.r["underway"]) if "underway" in self.r else []
         sections += abuse.tables(self.r["abuse"]) if "abuse" in self.r else []
         return sections + (supervision.tables(self.r["supervision"]) if "supervision" in self.r else [])
 
@@ -493,6 +579,13 @@ class Report:
                 "not complete; CPU: the server and its synthesis processes.\n\n"
                 + titled(conversations.tables(self.r["conversations"]))
                 + f"\n\n![Conversations]({images['conversations']})"
+            )
+        if "underway" in self.r:
+            parts.append(
+                "## Conversations already under way\n\n"
+                + underway.__doc__.split("\n\n", 1)[1].strip()
+                + "\n\n"
+                + titled(underway.tables(self.r["underway"]))
             )
         if "supervision" in self.r:
             parts.append(

@@ -63,6 +63,9 @@ TOKEN_COUNTS_KEPT = 4096
 SLOT, RESTORED, COLD = "slot", "restored", "cold"
 
 
+_LOADING = threading.Lock()
+
+
 def _no_event(name: str, value: float) -> None:
     pass
 
@@ -231,6 +234,10 @@ class BatchEngine:
             self._free()
 
     def _load(self) -> None:
+        with _LOADING:  # llama.cpp's loading is not safe from two threads at once (two engines: tests, bench)
+            self._load_model()
+
+    def _load_model(self) -> None:
         try:
             import llama_cpp
             from llama_cpp import _internals

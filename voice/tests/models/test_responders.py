@@ -60,7 +60,7 @@ async def test_without_a_history_budget_the_local_model_is_told_nothing_earlier(
     conversation, user, settings, short_answers, local_model_messages, tone_engine
 ):
     """The control for the test above: the earlier turns come from the history, within its budget."""
-    settings.VOICE_LLM_HISTORY_CHARS = 0
+    settings.VOICE_LLM_HISTORY_TOKENS = 0  # the local model's budget, in its tokens
     await ask(conversation, user, INTRODUCTION, QUESTION)
     assert [r.status for r in await stored_replies()] == ["complete", "complete"]
     assert [earlier_turns(messages) for messages in local_model_messages] == [[], []]

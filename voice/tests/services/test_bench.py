@@ -64,6 +64,16 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     flood = abused["abused"]["abuser"]
     assert flood["utterances sent"] > 0 and sum(n for k, n in flood.items() if k.startswith("search")) > 0
     assert all(mib > 10 for mib in abused["rss_mib"].values())
+    trims = llm["trimming"]
+    assert trims["past_budget"] >= 1 and trims["shift_read_mean"] < trims["block_read_mean"]
+    under_way = results["underway"]
+    for users, level in under_way["levels"].items():
+        talking, arrivals = level["talking"], level["arrivals"]
+        assert talking["replies"] >= users and talking["errors"] == 0 and arrivals["errors"] == 0, (users, level)
+        # The history is read once, on arrival; then only the new questions (and their chat markup).
+        assert arrivals["read_median"] > 100 and talking["extra_max"] <= 32, level
+        assert level["slot_hits"] >= users and 0 < talking["first_text_p50"] <= talking["p50"]
+    assert under_way["page"]["runs"] == 2 and under_way["page"]["p50"] > 0
     watched = results["supervision"]
     assert 0 < watched["cache"]["cached"] < watched["cache"]["first"]
     assert watched["hang"]["calm"] > 0 and watched["hang"]["during"] > 0
