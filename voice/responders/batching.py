@@ -119,6 +119,9 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     generation: Generation | None = None
     last_used: float = 0.0
+    # Its memory was shifted (``llama_memory_seq_add``) and the keys are moved only at the next decode: a copy of
+    # this sequence before then would be wrong. Other sequences' copies are not affected.
+    shift_pending: bool = False
 
 
 class BatchEngine:
@@ -156,7 +159,6 @@ class BatchEngine:
         self.steps = 0  # decode calls so far
         self._lifetime = None  # smoothed seconds a reply holds its slot, for the expected wait
         self._system_state: SavedState | None = None  # the system prompt's memory, copied into empty slots
-        self._shift_pending = False  # a context shift the next decode applies: no state may be saved before
         self._changed = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -484,7 +486,7 @@ class BatchEngine:
             if llama.llama_memory_seq_rm(mem, seq, plan.prefix, end):
                 llama.llama_memory_seq_add(mem, seq, end, -1, -plan.gap)
                 del slot.tokens[plan.prefix : end]
-                self._shift_pending = True
+                slot.shift_pending = True
                 generation.shifted = plan.gap
             else:
                 plan = reuse.Reuse(plan.prefix)
@@ -522,7 +524,7 @@ class BatchEngine:
             return
         if not self.states.fits(self._llama.llama_state_seq_get_size(self._ctx.ctx, slot.seq_id)):
             return  # no store, or a memory larger than the whole store
-        if self._shift_pending:  # its keys are not moved yet: a copy now would be wrong
+        if slot.shift_pending:  # its keys are not moved yet: a copy now would be wrong
             self._warn_once("shift", "A conversation's memory was not saved: a context shift was pending.")
             return
         state = self._read_state(slot)
@@ -571,7 +573,7 @@ class BatchEngine:
     def _keep_system_prompt(self, generation: Generation) -> None:
         """Copy the system prompt's memory once it is read, for slots that start empty. After a step."""
         slot, length = generation.slot, generation.system_tokens
-        if not length or len(slot.tokens) != length or self._shift_pending:
+        if not length or len(slot.tokens) != length or slot.shift_pending:
             return
         if self._system_state is not None and self._system_state.tokens == slot.tokens:
             return
@@ -704,7 +706,8 @@ class BatchEngine:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
         self.steps += 1
-        self._shift_pending = False  # a decode applies pending shifts first
+        for slot in self.slots:  # a decode first applies every sequence's pending shift
+            slot.shift_pending = False
         vocab = self._model
         finished: list[Generation] = []
         for generation, tokens, index in fed:

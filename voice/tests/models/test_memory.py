@@ -51,6 +51,15 @@ def turn(engine, history: list[dict], question: str, **options) -> Reply:
     return reply
 
 
+def long_prompt(**options) -> Reply:
+    """A reply whose conversation holds about 1,000 tokens of numbers the model has never read."""
+    history = []
+    for _n in range(4):
+        history += [{"role": "user", "content": f"Read these back: {NUMBERS}"}, {"role": "assistant", "content": "OK."}]
+    question = {"role": "user", "content": "Which came first?"}
+    return Reply("", messages=[{"role": "system", "content": SYSTEM}, *history, question], **options)
+
+
 def question_tokens(engine, question: str) -> int:
     return len(engine._model.tokenize(question.encode(), add_bos=False, special=False))
 
@@ -135,21 +144,7 @@ def test_a_new_conversation_starts_from_the_system_prompts_memory():
 
 def test_a_long_prompt_is_read_in_pieces_behind_a_short_ones_first_token():
     with started_engine(sequences=2, context=2048, history_tokens=1900, prefill_chunk=32) as engine:
-        history = []
-        for _n in range(4):
-            history += [
-                {"role": "user", "content": f"Read these back: {NUMBERS}"},
-                {"role": "assistant", "content": "OK."},
-            ]
-        long_one = Reply(
-            "",
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                *history,
-                {"role": "user", "content": "Which came first?"},
-            ],
-            max_tokens=4,
-        )
+        long_one = long_prompt(max_tokens=4)
         long_one.submit(engine)
         wait_for(
             lambda: long_one.generation.slot is not None and len(long_one.generation.slot.tokens) > 64,
@@ -167,20 +162,7 @@ def test_a_long_prompt_is_read_in_pieces_behind_a_short_ones_first_token():
 
 def test_stopping_a_reply_mid_prompt_frees_its_slot_at_once():
     with started_engine(sequences=1, context=2048, history_tokens=1900) as engine:
-        history = []
-        for _n in range(4):
-            history += [
-                {"role": "user", "content": f"Read these back: {NUMBERS}"},
-                {"role": "assistant", "content": "OK."},
-            ]
-        stopped = Reply(
-            "",
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                *history,
-                {"role": "user", "content": "Which came first?"},
-            ],
-        )
+        stopped = long_prompt()
         stopped.submit(engine)
         wait_for(
             lambda: stopped.generation.slot is not None and len(stopped.generation.slot.tokens) > 64,
@@ -198,21 +180,7 @@ def test_a_long_prompt_not_yet_due_waits_for_steps_of_its_own_not_riding_along_a
     with started_engine(sequences=2, context=2048, history_tokens=1900, prefill_chunk=32) as engine:
         writer = Reply("Count from one to two hundred.", system=SYSTEM, max_tokens=400, ignore_end=True).submit(engine)
         wait_for(lambda: len(writer.pieces) >= 3, "the other reply to be writing")
-        history = []
-        for _n in range(4):
-            history += [
-                {"role": "user", "content": f"Read these back: {NUMBERS}"},
-                {"role": "assistant", "content": "OK."},
-            ]
-        long_one = Reply(
-            "",
-            messages=[
-                {"role": "system", "content": SYSTEM},
-                *history,
-                {"role": "user", "content": "Which came first?"},
-            ],
-            max_tokens=4,
-        )
+        long_one = long_prompt(max_tokens=4)
         long_one.submit(engine)
         wait_for(lambda: long_one.generation.slot is not None, "the long prompt's slot")
         unread = len(long_one.generation.pending)
@@ -225,3 +193,22 @@ def test_a_long_prompt_not_yet_due_waits_for_steps_of_its_own_not_riding_along_a
         long_one.wait()  # and once due, it is read
         engine.cancel(writer.generation)
     assert long_one.error is None and long_one.text.strip()
+
+
+def test_a_conversation_leaving_its_slot_is_saved_even_while_another_ones_memory_is_being_shifted():
+    with started_engine(sequences=2) as engine:
+        long_history, _replies = talk(engine, QUESTIONS)  # past its budget: its next turn shifts its memory
+        other_history, _replies = talk(engine, QUESTIONS[:3])  # in the other slot
+        shifted = Reply(
+            "", messages=[{"role": "system", "content": SYSTEM}, *long_history, {"role": "user", "content": "Thanks."}]
+        )
+        newcomer = Reply("Say the word blue.", system=SYSTEM)
+        with engine._changed:  # both seated in one pass, before any decode applies the shift
+            shifted.submit(engine)
+            newcomer.submit(engine)
+        shifted.wait()
+        newcomer.wait()
+        back = turn(engine, other_history, "And one more thing?")
+    assert shifted.generation.shifted > 0 and newcomer.generation.memory == COLD
+    # The newcomer took the other conversation's slot: its memory was saved, and it comes back restored.
+    assert back.generation.memory == RESTORED
