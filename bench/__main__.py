@@ -319,7 +319,7 @@ def _local_model(repeats: int, quick: bool) -> dict:
     """The local language model alone, then behind the chat on a Daphne of its own."""
     from voice.tests.servers import ChatClient, DaphneServer, Site
 
-    results = {"speed": llm.model_speed(max(3, repeats)), "trimming": trimming.compare(6 if quick else 16)}
+    results = {"speed": llm.model_speed(max(3, repeats)), "trimming": trimming.compare(*((6, 160) if quick else (16,)))}
     with tempfile.TemporaryDirectory(prefix="voice-bench-llm-") as scratch:
         # No segment cache: the same questions come back, and the figures are about the model and synthesis.
         site = Site(Path(scratch), database="sqlite", VOICE_RESPONDER="local", VOICE_TTS_CACHE_MB="0").setup()

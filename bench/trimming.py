@@ -31,7 +31,7 @@ from .tables import table
 from .talk import Talk
 
 BLOCK_TURNS = 4  # messages dropped at once by the block policy (two question-answer pairs, half the budget)
-HISTORY_TOKENS = 320  # a small budget, so that most turns of a short run are past it
+HISTORY_TOKENS = 320  # a small budget, so that most turns of a run are past it
 SYSTEM = "You are a helpful voice assistant. Answer in one or two short sentences."
 ANSWER_TOKENS = 40
 
@@ -53,11 +53,11 @@ class BlockEngine(BatchEngine):
         return reuse.plan(held, prompt, shift=False)  # the prompt's start stays put: nothing to shift
 
 
-def _engine(kind=BatchEngine) -> BatchEngine:
+def _engine(kind=BatchEngine, budget: int = HISTORY_TOKENS) -> BatchEngine:
     from voice.responders.local import model_path
 
     # One slot and no saved states: what is measured is the policy, not the store.
-    engine = kind(str(model_path()), sequences=1, context=2048, threads=1, history_tokens=HISTORY_TOKENS, state_bytes=0)
+    engine = kind(str(model_path()), sequences=1, context=2048, threads=1, history_tokens=budget, state_bytes=0)
     engine.start().wait_loaded()
     return engine
 
@@ -78,10 +78,11 @@ def _ask(engine, messages: list[dict]):
     return "".join(pieces), generation
 
 
-def compare(turns: int) -> dict:
+def compare(turns: int, budget: int = HISTORY_TOKENS) -> dict:
+    """``turns`` new questions in one conversation, past a history ``budget`` of the model's tokens after a few."""
     talk = Talk()
     questions = [talk.ask() for _ in range(turns)]
-    shifted, blocks, fresh = _engine(), _engine(BlockEngine), _engine()
+    shifted, blocks, fresh = _engine(budget=budget), _engine(BlockEngine, budget), _engine(budget=budget)
     try:
         history: list[dict] = []
         block_history: list[dict] = []

@@ -65,7 +65,8 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert flood["utterances sent"] > 0 and sum(n for k, n in flood.items() if k.startswith("search")) > 0
     assert all(mib > 10 for mib in abused["rss_mib"].values())
     trims = llm["trimming"]
-    assert trims["past_budget"] >= 1 and trims["shift_read_mean"] < trims["block_read_mean"]
+    # Past the budget, the shifted memory reads only each new question (and its markup); blocks are measured too.
+    assert trims["past_budget"] >= 1 and trims["shift_read_max"] <= 64 and trims["block_read_max"] > 0
     under_way = results["underway"]
     for users, level in under_way["levels"].items():
         talking, arrivals = level["talking"], level["arrivals"]
