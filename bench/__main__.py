@@ -1,4 +1,4 @@
-"""Run the benchmarks: `python -m bench` (full, about 25 minutes) or `python -m bench --quick` (seconds).
+"""Run the benchmarks: `python -m bench` (full, about 40 minutes) or `python -m bench --quick` (seconds).
 
 Starts a real Daphne (the project plus the baseline consumer) on a scratch
 site, measures over real WebSockets on loopback, prints tables and writes
