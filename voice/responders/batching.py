@@ -95,6 +95,7 @@ class Generation:
     produced: int = 0
     reused: int = 0  # prompt tokens found in memory (the slot's, or a saved state's)
     prompt_due: float = 0.0  # time.monotonic() by which its prompt should be read
+    told_at: float = 0.0  # when it was last told how long its prompt's reading may take
     shifted: int = 0  # tokens of dropped turns taken out of the memory for it (a context shift)
     memory: str = ""  # SLOT, RESTORED or COLD
     dropped_turns: int = 0  # the oldest messages left out to fit the history budget
@@ -141,6 +142,7 @@ class BatchEngine:
         queue_limit: int = 32,
         cores: Cores | None = None,
         events: Callable[[str, float], None] = _no_event,
+        progress_every: float = 2.0,
     ) -> None:
         self.model_path = model_path
         self.sequences = max(1, sequences)
@@ -153,6 +155,7 @@ class BatchEngine:
         self.queue_limit = queue_limit
         self.cores = cores  # a step runs once it holds one (shared with synthesis, by deadline)
         self.events = events  # (name, value): what the engine did, for /metrics (``voice.metrics.llm_event``)
+        self.progress_every = progress_every  # seconds between two words on a long prompt's reading
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
         self.states = SavedStates(state_bytes)
         self.waiting: list[Generation] = []
@@ -504,7 +507,7 @@ class BatchEngine:
         long = len(generation.pending) > 2 * self.prefill_chunk
         generation.prompt_due = generation.submitted_at + (len(generation.pending) * PROMPT_SECONDS if long else 0.0)
         if long:  # a history read again: the listener is told it takes a while (place 0: being read)
-            generation.on_queued(0, round(len(generation.pending) * PROMPT_SECONDS, 1))
+            self._tell_progress(generation, force=True)
         generation.memory = memory
         generation.position = 0
         generation.admitted_at = time.monotonic()
@@ -578,6 +581,17 @@ class BatchEngine:
         if self._system_state is not None and self._system_state.tokens == slot.tokens:
             return
         self._system_state = self._read_state(slot)
+
+    def _tell_progress(self, generation: Generation, force: bool = False) -> None:
+        """A long prompt is being read: say how long it may still take, every ``progress_every`` seconds.
+
+        News keeps a reply alive: the pipeline's first-token timeout counts from the last piece, so a
+        history read slowly among many others is waited for, not failed.
+        """
+        now = time.monotonic()
+        if force or now - generation.told_at >= self.progress_every:
+            generation.told_at = now
+            generation.on_queued(0, round(len(generation.pending) * PROMPT_SECONDS, 1))
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -716,6 +730,8 @@ class BatchEngine:
             if generation.pending:
                 del generation.pending[: len(tokens)]
                 self._keep_system_prompt(generation)
+                if generation.pending and len(generation.prompt) - generation.reused > 2 * self.prefill_chunk:
+                    self._tell_progress(generation)
             generation.next_token = None
             if index is None:
                 continue

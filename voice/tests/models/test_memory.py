@@ -212,3 +212,11 @@ def test_a_conversation_leaving_its_slot_is_saved_even_while_another_ones_memory
     assert shifted.generation.shifted > 0 and newcomer.generation.memory == COLD
     # The newcomer took the other conversation's slot: its memory was saved, and it comes back restored.
     assert back.generation.memory == RESTORED
+
+
+def test_a_long_prompt_says_how_its_reading_goes_so_that_its_reply_is_not_given_up():
+    with started_engine(sequences=1, context=2048, history_tokens=1900, progress_every=0.2) as engine:
+        reply = long_prompt(max_tokens=2).submit(engine).wait()
+    assert reply.error is None
+    waits = [wait for position, wait in reply.queued if position == 0]
+    assert len(waits) >= 3 and waits == sorted(waits, reverse=True) and waits[0] > waits[-1]
