@@ -591,7 +591,13 @@ class BatchEngine:
         now = time.monotonic()
         if force or now - generation.told_at >= self.progress_every:
             generation.told_at = now
-            generation.on_queued(0, round(len(generation.pending) * PROMPT_SECONDS, 1))
+            # Its own tokens, and those of the long prompts due before it.
+            ahead = sum(
+                len(s.generation.pending)
+                for s in self.slots
+                if s.generation and s.generation.told_at and s.generation.prompt_due < generation.prompt_due
+            )
+            generation.on_queued(0, round((ahead + len(generation.pending)) * PROMPT_SECONDS, 1))
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -730,8 +736,6 @@ class BatchEngine:
             if generation.pending:
                 del generation.pending[: len(tokens)]
                 self._keep_system_prompt(generation)
-                if generation.pending and len(generation.prompt) - generation.reused > 2 * self.prefill_chunk:
-                    self._tell_progress(generation)
             generation.next_token = None
             if index is None:
                 continue
@@ -755,6 +759,10 @@ class BatchEngine:
         with self._changed:
             for generation in finished:
                 self._end(generation, None)
+        # Every long prompt still to read hears how it goes, the ones waiting behind others' too.
+        reading = [s.generation for s in self.slots if s.generation and s.generation.pending and s.generation.told_at]
+        for generation in reading:
+            self._tell_progress(generation)
 
     def _end(self, generation: Generation, error: BaseException | None, forget: bool = False) -> None:
         """The reply leaves its slot; the slot keeps its tokens for the conversation's next turn. Lock held."""
