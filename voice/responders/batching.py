@@ -95,7 +95,8 @@ class Generation:
     produced: int = 0
     reused: int = 0  # prompt tokens found in memory (the slot's, or a saved state's)
     prompt_due: float = 0.0  # time.monotonic() by which its prompt should be read
-    told_at: float = 0.0  # when it was last told how long its prompt's reading may take
+    # When it was last told how long its prompt's reading may take; 0: never, its prompt being short.
+    told_at: float = 0.0
     shifted: int = 0  # tokens of dropped turns taken out of the memory for it (a context shift)
     memory: str = ""  # SLOT, RESTORED or COLD
     dropped_turns: int = 0  # the oldest messages left out to fit the history budget
@@ -549,8 +550,12 @@ class BatchEngine:
             return None
         return SavedState(list(slot.tokens), data)
 
-    def _restore(self, slot: Slot, state: SavedState) -> bool:
-        """Put ``state`` into ``slot``'s sequence; on failure the slot is left empty (and it is said once)."""
+    def _restore(self, slot: Slot, state: SavedState, conversation: bool = True) -> bool:
+        """Put ``state`` into ``slot``'s sequence; on failure the slot is left empty (and it is said once).
+
+        ``conversation``: a conversation's saved memory, whose restores /metrics counts and times (not the
+        system prompt's copy, which would skew their mean cost).
+        """
         started = time.perf_counter()
         data = state.data
         if not isinstance(data, ctypes.Array):  # bytes (read back from elsewhere): llama.cpp takes a ctypes buffer
@@ -563,15 +568,16 @@ class BatchEngine:
             self._warn_once("restore", "Restoring a conversation's memory failed; its history is read again.")
             return False
         slot.tokens = list(state.tokens)
-        self.events("state_restore_seconds", time.perf_counter() - started)
-        self.events("state_bytes", self.states.used_bytes)
+        if conversation:
+            self.events("state_restore_seconds", time.perf_counter() - started)
+            self.events("state_bytes", self.states.used_bytes)
         return True
 
     def _restore_system_prompt(self, slot: Slot, prompt: list[int]) -> bool:
         system = self._system_state
         if system is None or prompt[: len(system.tokens)] != system.tokens or len(system.tokens) >= len(prompt):
             return False
-        return self._restore(slot, system)
+        return self._restore(slot, system, conversation=False)
 
     def _keep_system_prompt(self, generation: Generation) -> None:
         """Copy the system prompt's memory once it is read, for slots that start empty. After a step."""
