@@ -49,9 +49,14 @@ LLM_STATE_FAILURES = Counter(
 LLM_STATE_RESTORE_SECONDS = Counter(
     "voice_llm_state_restore_seconds_total", "Time spent restoring saved conversation memories."
 )
+LLM_KEY_SHIFTS = Counter(
+    "voice_llm_key_shifts_total",
+    "Sequences whose keys were moved back over dropped turns' gaps (a K-shift: every reply waits for it).",
+)
 LLM_STATE_BYTES = Gauge("voice_llm_state_bytes", "Bytes of saved conversation memory held (VOICE_LLM_STATE_MB).")
 
 LLM_EVENTS = {
+    "key_shifts": LLM_KEY_SHIFTS.inc,
     "memory_slot": LLM_PROMPTS.labels(memory="slot").inc,
     "memory_restored": LLM_PROMPTS.labels(memory="restored").inc,
     "memory_cold": LLM_PROMPTS.labels(memory="cold").inc,

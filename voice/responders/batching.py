@@ -17,8 +17,13 @@ already holds:
 - A slot keeps its tokens when its reply ends: the conversation's next turn
   finds them and reads only what is new. Past the history budget
   (VOICE_LLM_HISTORY_TOKENS, counted in the model's tokens), the oldest turns
-  leave the prompt, and they leave the memory too, the rest moved back (a
-  context shift, ``voice.responders.reuse``).
+  leave the prompt, and they leave the memory too (``voice.responders.reuse``).
+  The rest stays at its positions: rotary positions only see distances, so the
+  gap reads as earlier talk. Moving the keys back (llama.cpp's K-shift) rotates
+  every key of the whole context at the next decode, about a second on one
+  core for 16 x 2048 cells, and every reply waits for it; so it is done only
+  when a sequence's positions near the model's trained context, once in many
+  turns (``Slot.positions``).
 - When a slot is given to another conversation, the memory it held is saved
   (``voice.responders.states``) and restored when that conversation speaks again.
 - A slot that has never held anything starts from a copy of the system
@@ -119,11 +124,32 @@ class Slot:
 
     seq_id: int
     tokens: list[int] = field(default_factory=list)
+    # Where each token sits in the sequence: increasing, with gaps where dropped turns were.
+    positions: list[int] = field(default_factory=list)
     generation: Generation | None = None
     last_used: float = 0.0
     # Its memory was shifted (``llama_memory_seq_add``) and the keys are moved only at the next decode: a copy of
     # this sequence before then would be wrong. Other sequences' copies are not affected.
     shift_pending: bool = False
+
+    @property
+    def next_position(self) -> int:
+        return self.positions[-1] + 1 if self.positions else 0
+
+    def extend(self, tokens: list[int]) -> None:
+        start = self.next_position
+        self.tokens.extend(tokens)
+        self.positions.extend(range(start, start + len(tokens)))
+
+    def hold(self, tokens: list[int], positions: list[int]) -> None:
+        self.tokens, self.positions = list(tokens), list(positions)
+
+    def drop(self, start: int, end: int | None = None) -> None:
+        """Forget the tokens ``[start:end]`` (the caller removed them from the memory)."""
+        del self.tokens[start:end], self.positions[start:end]
+
+    def clear(self) -> None:
+        self.drop(0)
 
 
 class BatchEngine:
@@ -144,6 +170,7 @@ class BatchEngine:
         cores: Cores | None = None,
         events: Callable[[str, float], None] = _no_event,
         progress_every: float = 2.0,
+        position_limit: int | None = None,
     ) -> None:
         self.model_path = model_path
         self.sequences = max(1, sequences)
@@ -157,6 +184,7 @@ class BatchEngine:
         self.cores = cores  # a step runs once it holds one (shared with synthesis, by deadline)
         self.events = events  # (name, value): what the engine did, for /metrics (``voice.metrics.llm_event``)
         self.progress_every = progress_every  # seconds between two words on a long prompt's reading
+        self.position_limit = position_limit  # None: the model's trained context
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
         self.states = SavedStates(state_bytes)
         self.waiting: list[Generation] = []
@@ -273,6 +301,9 @@ class BatchEngine:
             raise ResponderUnavailable(f"Could not create a context for {self.model_path}: {exc}") from exc
         self._batch = _internals.LlamaBatch(n_tokens=self.batch_tokens, embd=0, n_seq_max=1, verbose=False)
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._ctx.memory))
+        # Positions past the model's trained context would confuse it; its KV cells are another, smaller limit.
+        trained = llama_cpp.llama_model_n_ctx_train(self._model.model)
+        self._position_limit = self.position_limit or max(self.context, trained)
         model = self._model
         eos, bos = model.token_eos(), model.token_bos()
         template = model.metadata().get("tokenizer.chat_template")
@@ -375,7 +406,7 @@ class BatchEngine:
         slot = generation.slot
         if slot is not None:
             self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-            slot.tokens.clear()
+            slot.clear()
             slot.generation = None
             generation.slot = None
 
@@ -485,20 +516,20 @@ class BatchEngine:
 
     def _assign(self, generation: Generation, slot: Slot, plan: reuse.Reuse, memory: str) -> None:
         llama, mem, seq = self._llama, self._ctx.memory, slot.seq_id
-        if plan.gap:  # the oldest turns left the prompt: out of memory too, the rest moved back
+        if plan.gap:  # the oldest turns left the prompt: out of memory too (the rest keeps its positions)
             end = plan.prefix + plan.gap
-            if llama.llama_memory_seq_rm(mem, seq, plan.prefix, end):
-                llama.llama_memory_seq_add(mem, seq, end, -1, -plan.gap)
-                del slot.tokens[plan.prefix : end]
-                slot.shift_pending = True
+            if llama.llama_memory_seq_rm(mem, seq, slot.positions[plan.prefix], slot.positions[end - 1] + 1):
+                slot.drop(plan.prefix, end)
                 generation.shifted = plan.gap
             else:
                 plan = reuse.Reuse(plan.prefix)
         keep = min(plan.tokens, len(generation.prompt) - 1)  # decode at least one token: its logits start the reply
-        if not llama.llama_memory_seq_rm(mem, seq, keep, -1):
+        if keep < len(slot.tokens) and not llama.llama_memory_seq_rm(mem, seq, slot.positions[keep], -1):
             llama.llama_memory_seq_rm(mem, seq, -1, -1)
             keep = 0
-        del slot.tokens[keep:]
+        slot.drop(keep)
+        if slot.next_position + len(generation.prompt) - keep + generation.max_tokens >= self._position_limit:
+            self._close_gaps(slot)
         slot.generation = generation
         slot.last_used = time.monotonic()
         generation.slot = slot
@@ -516,6 +547,20 @@ class BatchEngine:
         self.events(f"memory_{memory}", 1)
         self.events("prompt_tokens_reused", keep)
         self.events("prompt_tokens_read", len(generation.pending))
+
+    def _close_gaps(self, slot: Slot) -> None:
+        """Move ``slot``'s tokens back over the gaps dropped turns left: its positions near the model's limit.
+
+        Done at the next decode (``shift_pending``), for the whole context at once: rare, and costly.
+        """
+        positions = slot.positions
+        for index, position in enumerate(positions):
+            if position != index:  # a gap before it: it and every later token move back by its width
+                self._llama.llama_memory_seq_add(self._ctx.memory, slot.seq_id, position, -1, index - position)
+                positions[index:] = [p + index - position for p in positions[index:]]
+                slot.shift_pending = True
+        if slot.shift_pending:
+            self.events("key_shifts", 1)
 
     def _save(self, slot: Slot, plan: reuse.Reuse, system: int) -> None:
         """Keep the memory of the conversation leaving ``slot``: what the next prompt (``plan``) will not keep.
@@ -548,7 +593,7 @@ class BatchEngine:
         data = (ctypes.c_uint8 * size)()
         if llama.llama_state_seq_get_data(ctx, data, size, seq) != size:
             return None
-        return SavedState(list(slot.tokens), data)
+        return SavedState(list(slot.tokens), data, list(slot.positions))
 
     def _restore(self, slot: Slot, state: SavedState, conversation: bool = True) -> bool:
         """Put ``state`` into ``slot``'s sequence; on failure the slot is left empty (and it is said once).
@@ -563,11 +608,11 @@ class BatchEngine:
         done = self._llama.llama_state_seq_set_data(self._ctx.ctx, data, state.size, slot.seq_id)
         if done != state.size:
             self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-            slot.tokens.clear()
+            slot.clear()
             self.events("state_failures", 1)
             self._warn_once("restore", "Restoring a conversation's memory failed; its history is read again.")
             return False
-        slot.tokens = list(state.tokens)
+        slot.hold(state.tokens, state.positions)
         if conversation:
             self.events("state_restore_seconds", time.perf_counter() - started)
             self.events("state_bytes", self.states.used_bytes)
@@ -710,7 +755,7 @@ class BatchEngine:
             for offset, token in enumerate(tokens):
                 i = start + offset
                 batch.token[i] = token
-                batch.pos[i] = len(slot.tokens) + offset
+                batch.pos[i] = slot.next_position + offset
                 batch.seq_id[i][0] = slot.seq_id
                 batch.n_seq_id[i] = 1
                 batch.logits[i] = False
@@ -738,7 +783,7 @@ class BatchEngine:
         finished: list[Generation] = []
         for generation, tokens, index in fed:
             slot = generation.slot
-            slot.tokens.extend(tokens)
+            slot.extend(tokens)
             if generation.pending:
                 del generation.pending[: len(tokens)]
                 self._keep_system_prompt(generation)
@@ -758,7 +803,8 @@ class BatchEngine:
             text = generation.text_decoder.decode(vocab.token_to_piece(token, special=False).rstrip(b"\0"))
             if text:
                 generation.on_text(text)
-            if generation.produced >= generation.max_tokens or len(slot.tokens) + 1 >= self.context:
+            full = len(slot.tokens) + 1 >= self.context or slot.next_position + 1 >= self._position_limit
+            if generation.produced >= generation.max_tokens or full:
                 finished.append(generation)
             else:
                 generation.next_token = token
@@ -778,7 +824,7 @@ class BatchEngine:
             slot.last_used = time.monotonic()
             if forget:  # after a failed decode its memory is unknown
                 self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-                slot.tokens.clear()
+                slot.clear()
             held = time.monotonic() - (generation.admitted_at or generation.submitted_at)
             self._lifetime = held if self._lifetime is None else 0.8 * self._lifetime + 0.2 * held
         generation.slot = None

@@ -5,10 +5,11 @@ holds the tokens of a conversation as the model last read them. The next turn's
 prompt is usually those tokens plus the reply and the new question: the common
 prefix is kept. Once the conversation is past its history budget, every turn
 drops the oldest turns, so the prompt differs right after the system prompt.
-llama.cpp can remove those tokens from the memory and move the rest back (a
-context shift: ``llama_memory_seq_rm`` then ``llama_memory_seq_add``, for
-models whose positions are rotary, ``llama_memory_can_shift``): the prompt is
-then still almost all in memory, and only the new question is read.
+llama.cpp can remove those tokens from the memory (``llama_memory_seq_rm``)
+and keep the rest where it is, or move it back (``llama_memory_seq_add``), for
+models whose positions are rotary (``llama_memory_can_shift``): the prompt is
+then still almost all in memory, and only the new question is read
+(``voice.responders.batching`` says when the rest is moved).
 
 ``plan`` finds the longest common prefix and, when shifting is allowed, the one
 gap whose removal lines up the most of the rest. It compares tokens only, so a
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# A shift costs a pass over the sequence's keys: not worth it to save a handful of tokens.
+# Dropping tokens from the middle of a memory is not worth it to save a handful of tokens.
 MIN_SHIFTED_TOKENS = 16
 # Places where the rest might line up, tried at most: a memory full of one token (a loop) must not cost more.
 MAX_CANDIDATES = 64

@@ -24,6 +24,7 @@ from .reuse import Reuse
 class SavedState:
     tokens: list[int]
     data: bytes | bytearray | memoryview
+    positions: list[int]  # of each token in the sequence (``batching.Slot.positions``)
 
     @property
     def size(self) -> int:

@@ -46,7 +46,7 @@ def test_no_shift_for_a_handful_of_tokens_or_another_conversation():
 
 
 def state(tokens: list[int], size: int = 100) -> SavedState:
-    return SavedState(tokens, bytearray(size))
+    return SavedState(tokens, bytearray(size), list(range(len(tokens))))
 
 
 def test_a_saved_state_is_taken_only_by_a_prompt_it_holds_more_of():

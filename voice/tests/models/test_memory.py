@@ -82,8 +82,33 @@ def test_past_its_budget_a_conversation_reads_only_the_new_question():
         # The question, its chat markup and the end of the last reply: nothing of the history again.
         assert generation.read <= length + 32, (reply.text, generation.read)
         assert reply.text.strip()
-    # The oldest turns left the memory itself (a context shift), not just the prompt.
+    # The oldest turns left the memory itself, not just the prompt.
     assert all(reply.generation.shifted > 0 for reply in past_budget)
+
+
+def test_dropped_turns_leave_a_gap_and_keys_move_back_only_near_the_position_limit():
+    """Moving keys back (a K-shift) costs every reply a pause: past the budget it is not done every turn."""
+    with started_engine() as engine:
+        _history, replies = talk(engine, QUESTIONS)
+        (slot,) = [s for s in engine.slots if s.tokens]
+        gaps = sum(b - a > 1 for a, b in zip(slot.positions, slot.positions[1:], strict=False))
+        names = [name for name, _value in engine.events_seen]
+    assert sum(reply.generation.shifted > 0 for reply in replies) >= 3
+    assert gaps >= 1 and "key_shifts" not in names  # the dropped turns left a gap; nothing was moved
+    assert slot.positions == sorted(slot.positions) and len(set(slot.positions)) == len(slot.positions)
+
+    limit = 240  # ten short turns reach about 290 positions: the gaps are closed on the way
+    with started_engine(position_limit=limit) as engine:
+        _history, replies = talk(engine, QUESTIONS)
+        (slot,) = [s for s in engine.slots if s.tokens]
+        lengths = [question_tokens(engine, question) for question in QUESTIONS]
+        names = [name for name, _value in engine.events_seen]
+    assert names.count("key_shifts") >= 1
+    assert slot.next_position < limit
+    # After the keys moved, a turn still reads only its question.
+    for reply, length in zip(replies[1:], lengths[1:], strict=True):
+        assert reply.generation.memory == SLOT and reply.generation.read <= length + 32, reply.generation.read
+        assert reply.text.strip()
 
 
 def test_a_history_dense_in_numbers_is_trimmed_in_tokens_never_failed():
