@@ -27,6 +27,7 @@ from .responders import get_responder
 
 logger = logging.getLogger(__name__)
 
+
 class ChatReply:
     def __init__(
         self,

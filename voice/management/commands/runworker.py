@@ -58,7 +58,6 @@ class ResilientWorker(Worker):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
-
     async def _listen(self, channel) -> None:
         """Channels' ``Worker.listener``, ending when cancelled even if the layer's receive swallowed the cancel."""
         while True:

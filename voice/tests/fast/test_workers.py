@@ -19,6 +19,7 @@ from voiceproject.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
 @pytest.fixture
 def layer():
     """The channel layer of the tests: the settings' own, in memory (services/test_workers.py: Redis)."""

@@ -83,4 +83,3 @@ async def test_a_query_streams_a_spoken_reply_and_stores_both(conversation, user
         assert wav.readframes(wav.getnframes()) == pcm
     conversation = await Conversation.objects.aget(pk=conversation.pk)
     assert conversation.title == THREE_SENTENCES[:79] + "…"
-
