@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from ..exceptions import ResponderBusy, ResponderError, ResponderUnavailable
 from ..scheduling import Cores
-from . import reuse
+from . import reuse, weights
 from .base import drop_oldest_turn
 from .states import SavedState, SavedStates
 
@@ -164,13 +164,15 @@ class BatchEngine:
         threads: int = 1,
         batch_tokens: int = 256,
         prefill_chunk: int = 32,
-        history_tokens: int = 1024,
+        history_tokens: int = 512,
         state_bytes: int = 512 * 1024 * 1024,
         queue_limit: int = 32,
         cores: Cores | None = None,
         events: Callable[[str, float], None] = _no_event,
         progress_every: float = 2.0,
         position_limit: int | None = None,
+        weights: str = weights.AS_IS,
+        converted_dir: str | None = None,
     ) -> None:
         self.model_path = model_path
         self.sequences = max(1, sequences)
@@ -185,6 +187,8 @@ class BatchEngine:
         self.events = events  # (name, value): what the engine did, for /metrics (``voice.metrics.llm_event``)
         self.progress_every = progress_every  # seconds between two words on a long prompt's reading
         self.position_limit = position_limit  # None: the model's trained context
+        self.weights = weights  # the form to convert the model's weights to (``voice.responders.weights``)
+        self.converted_dir = converted_dir  # where converted weights are kept
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
         self.states = SavedStates(state_bytes)
         self.waiting: list[Generation] = []
@@ -284,8 +288,9 @@ class BatchEngine:
         self._llama = llama_cpp
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
+        path = weights.prepared(self.model_path, self.weights, self.converted_dir)
         try:
-            self._model = _internals.LlamaModel(path_model=self.model_path, params=model_params, verbose=False)
+            self._model = _internals.LlamaModel(path_model=path, params=model_params, verbose=False)
         except ValueError as exc:
             raise ResponderUnavailable(f"Could not load the model {self.model_path}: {exc}") from exc
         params = llama_cpp.llama_context_default_params()
@@ -318,7 +323,7 @@ class BatchEngine:
         self._end_tokens = [t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t)]
         logger.info(
             "Language model %s loaded: %d sequences of %d tokens%s",
-            os.path.basename(self.model_path),
+            os.path.basename(path),
             self.sequences,
             self.context,
             "" if self._can_shift else " (no context shift)",

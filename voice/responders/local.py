@@ -66,6 +66,8 @@ def _engine_from_settings() -> BatchEngine:
         queue_limit=settings.VOICE_LLM_QUEUE_LIMIT,
         cores=process_cores(settings.VOICE_CPU_CORES),
         events=llm_event,
+        weights=settings.VOICE_LLM_WEIGHTS,
+        converted_dir=str(settings.DATA_DIR / "models"),
     )
 
 
