@@ -184,10 +184,11 @@ class Speaker:
 
 
 def sentence_splitter(first_clause_chars: int | None = None) -> SentenceSplitter:
-    """How a reply is cut into the segments it is said in (VOICE_FIRST_CLAUSE_CHARS, VOICE_SEGMENT_MAX_CHARS)."""
+    """How a reply is cut into the segments it is said in (VOICE_FIRST_CLAUSE_CHARS, VOICE_*SEGMENT_MAX_CHARS)."""
     return SentenceSplitter(
         first_clause_chars=settings.VOICE_FIRST_CLAUSE_CHARS if first_clause_chars is None else first_clause_chars,
         segment_max_chars=settings.VOICE_SEGMENT_MAX_CHARS,
+        first_segment_max_chars=settings.VOICE_FIRST_SEGMENT_MAX_CHARS,
     )
 
 

@@ -19,7 +19,10 @@ A sentence's span also covers the silent markup right around it (the "**" of
 The first segment of a reply may end at its first clause break instead
 (``first_clause_chars``): synthesis time grows with length, so a first clause
 starts speech in about half the time of a whole first sentence, and a comma is
-a pause anyway. Every later segment is a whole sentence, unless it is longer
+a pause anyway. A first sentence with no clause break is cut as an overlong
+one past ``first_segment_max_chars``: under load a model writes a word in
+tens of milliseconds, and the first sound waits for the whole first segment to
+be written. Every later segment is a whole sentence, unless it is longer
 than ``segment_max_chars``. Synthesis of a segment is not interrupted, so a
 long one holds a core for long, and a new reply's first clause may wait behind
 it: cut in pieces of at most VOICE_SEGMENT_MAX_CHARS (40: about 250 ms of CPU for
@@ -104,16 +107,19 @@ class SentenceSplitter:
         first_clause_chars: int = 0,
         segment_max_chars: int = 0,
         segment_min_chars: int = 16,
+        first_segment_max_chars: int = 0,
     ) -> None:
         """``first_clause_chars``: end the first segment at a clause break this far in (0: never).
 
         ``segment_max_chars``: cut every later segment longer than this (0: never), in pieces
-        of at least ``segment_min_chars`` (at most half the limit).
+        of at least ``segment_min_chars`` (at most half the limit); ``first_segment_max_chars``:
+        the same for the first segment (0: never).
         """
         self.max_chars = max_chars
         self.first_clause_chars = first_clause_chars
         self.segment_max_chars = segment_max_chars
         self.segment_min_chars = segment_min_chars
+        self.first_segment_max_chars = first_segment_max_chars
         self._said = False  # a segment has been emitted: the next ones are "later" ones
         self._text = ""  # spoken text so far
         self._consumed = 0  # everything before this offset has been emitted
@@ -194,7 +200,7 @@ class SentenceSplitter:
             end = consumed + (breaks[-1].end() if breaks else self.max_chars)
         if end is not None:
             cut = self._cut(end, certain=True)
-        elif self.segment_max_chars and self._said and len(text) - consumed > self.segment_max_chars:
+        elif self._limit and len(text) - consumed > self._limit:
             # A cut at max_chars would come after the last space within its reach: the
             # segment certainly runs on to there (and to its sentence's earliest end).
             space = max(text.rfind(" ", consumed, consumed + self.max_chars), consumed)
@@ -211,9 +217,9 @@ class SentenceSplitter:
         ``certain``: it ends there; else it ends there or later, and a cut is made only
         once no text still to come could move it. None: no cut (yet).
         """
-        limit, text = self.segment_max_chars, self._text
+        limit, text = self._limit, self._text
         first = _NON_SPACE.search(text, self._consumed, end)
-        if not limit or not self._said or first is None:
+        if not limit or first is None:
             return None
         start = first.start()
         end = start + len(text[start:end].rstrip())
@@ -254,6 +260,11 @@ class SentenceSplitter:
                 if not certain:
                     return None  # the best cut so far, once enough text follows it
         return None
+
+    @property
+    def _limit(self) -> int:
+        """The length past which the next segment is cut (0: never)."""
+        return self.segment_max_chars if self._said else self.first_segment_max_chars
 
     def _inside_piece(self, cut: int) -> bool:
         """Would a cut here split a piece said otherwise than shown ("nineteen dollars and ...")?

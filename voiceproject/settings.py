@@ -425,12 +425,16 @@ VOICE_LLM_WRITE_AHEAD = env_float("VOICE_LLM_WRITE_AHEAD", 4.0)
 VOICE_LLM_THREADS = env_int("VOICE_LLM_THREADS", 1)
 VOICE_LLM_CONTEXT = env_int("VOICE_LLM_CONTEXT", 2048)
 # Local responder: the prompt (system prompt, earlier turns, question) is kept within this many of the
-# model's tokens by leaving out the oldest turns; they leave the model's memory too (a context shift).
-VOICE_LLM_HISTORY_TOKENS = env_int("VOICE_LLM_HISTORY_TOKENS", 1024)
+# model's tokens by leaving out the oldest turns; they leave the model's memory too. Every token kept costs
+# attention on every word written: 1024 makes each word about 1.5 times as costly as 512 (docs/architecture.md).
+VOICE_LLM_HISTORY_TOKENS = env_int("VOICE_LLM_HISTORY_TOKENS", 512)
 # Prompt tokens read at most in one step of the local model, between other replies' tokens.
 VOICE_LLM_PREFILL_CHUNK = env_int("VOICE_LLM_PREFILL_CHUNK", 32)
 # Memory of conversations whose slot was taken, kept to restore (about 23 KB a token for SmolLM2-135M).
 VOICE_LLM_STATE_MB = env_int("VOICE_LLM_STATE_MB", 512)
+# The local model's weights converted once to a form llama.cpp reads faster on a CPU ("as-is" to load the file
+# unchanged; voice.responders.weights).
+VOICE_LLM_WEIGHTS = os.environ.get("VOICE_LLM_WEIGHTS", "q8_0")
 VOICE_PIPER_VOICES_DIR = os.environ.get("VOICE_PIPER_VOICES_DIR", "")
 # ONNX Runtime threads per synthesis (0: its default, all cores). With one
 # synthesis process per core, one thread each gives the best throughput
@@ -443,6 +447,9 @@ VOICE_FIRST_CLAUSE_CHARS = env_int("VOICE_FIRST_CLAUSE_CHARS", 24)
 # group: ~250 ms of CPU for one Piper thread, so a new reply's first clause never
 # waits long behind another's segment (0: whole sentences).
 VOICE_SEGMENT_MAX_CHARS = env_int("VOICE_SEGMENT_MAX_CHARS", 40)
+# The first segment too, when it has no clause break: the first sound waits for it to be written
+# (0: a whole first sentence).
+VOICE_FIRST_SEGMENT_MAX_CHARS = env_int("VOICE_FIRST_SEGMENT_MAX_CHARS", 40)
 VOICE_GTTS_TIMEOUT = env_float("VOICE_GTTS_TIMEOUT", 10.0)
 
 # --- Speech to text (voice/stt/) ---------------------------------------------

@@ -262,9 +262,12 @@ def test_no_cut_below_the_limit_or_when_it_is_zero():
     assert split_all(text, segment_max_chars=len(text) - 6) == whole
 
 
-def test_the_first_segment_is_not_cut_and_the_first_clause_rule_holds():
+def test_the_first_segment_is_cut_only_past_its_own_limit_and_the_first_clause_rule_holds():
     first = "The old lighthouse keeper walked slowly along the rocky shore every evening until it got dark."
     assert split_all(first + " Yes.", segment_max_chars=30)[0] == first
+    pieces = split_all(first + " Yes.", 1, segment_max_chars=30, first_segment_max_chars=40)
+    assert 16 <= len(pieces[0]) <= 50 and pieces[0] != first, pieces
+    assert " ".join(pieces[:-1]) == first and pieces[-1] == "Yes."
     text = "This is sentence number one of the reply, and it has words. Then, a second one, whole."
     assert split_all(text, 3, first_clause_chars=24, segment_max_chars=30) == [
         "This is sentence number one of the reply,",
