@@ -60,8 +60,11 @@ SAME_CONVERSATION_TOKENS = 8
 IDLE_WAIT = 0.5
 # Tokens a slot must hold past what the next prompt keeps before its memory is worth saving.
 WORTH_SAVING = 32
-# Seconds to read a prompt token on one core (SmolLM2-135M here: 125-135 tokens/s): a long prompt's deadline.
-PROMPT_SECONDS = 1 / 130
+# Seconds to read a prompt token on one core until the engine has timed its own (SmolLM2-135M as Q8_0 here:
+# about 280 tokens/s; as Q4_1 about 130): a long prompt's deadline, and the wait it is told.
+PROMPT_SECONDS = 1 / 250
+# Prompt tokens a step must read for its time to say what reading costs.
+TIMED_PROMPT_TOKENS = 16
 # Messages whose length in tokens is remembered (a few conversations' worth).
 TOKEN_COUNTS_KEPT = 4096
 # Where a reply's conversation memory came from (``Generation.memory``).
@@ -203,6 +206,7 @@ class BatchEngine:
         self._warned: set[str] = set()
         self._token_counts: dict[str, int] = {}  # a message's text -> its tokens: conversations come back
         self._threads_now = self.threads
+        self._prompt_seconds = PROMPT_SECONDS  # a prompt token's reading time, as timed on this machine
 
     # --- Life cycle ------------------------------------------------------------------
     def start(self) -> BatchEngine:
@@ -542,7 +546,8 @@ class BatchEngine:
         generation.reused = keep
         # A short prompt is due now; a long one (a history read once) by when it could be read alone.
         long = len(generation.pending) > 2 * self.prefill_chunk
-        generation.prompt_due = generation.submitted_at + (len(generation.pending) * PROMPT_SECONDS if long else 0.0)
+        reading = len(generation.pending) * self._prompt_seconds
+        generation.prompt_due = generation.submitted_at + (reading if long else 0.0)
         if long:  # a history read again: the listener is told it takes a while (place 0: being read)
             self._tell_progress(generation, force=True)
         generation.memory = memory
@@ -653,7 +658,7 @@ class BatchEngine:
                 for s in self.slots
                 if s.generation and s.generation.told_at and s.generation.prompt_due < generation.prompt_due
             )
-            generation.on_queued(0, round((ahead + len(generation.pending)) * PROMPT_SECONDS, 1))
+            generation.on_queued(0, round((ahead + len(generation.pending)) * self._prompt_seconds, 1))
 
     def _warn_once(self, what: str, message: str) -> None:
         if what not in self._warned:
@@ -778,9 +783,11 @@ class BatchEngine:
             add(generation, piece, len(piece) == len(generation.pending))
         if not fed:
             return
+        started = time.perf_counter()
         code = self._llama.llama_decode(self._ctx.ctx, batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
+        self._time_prompt_reading(batch.n_tokens, len(writing), time.perf_counter() - started)
         self.steps += 1
         for slot in self.slots:  # a decode first applies every sequence's pending shift
             slot.shift_pending = False
@@ -820,6 +827,16 @@ class BatchEngine:
         reading = [s.generation for s in self.slots if s.generation and s.generation.pending and s.generation.told_at]
         for generation in reading:
             self._tell_progress(generation)
+
+    def _time_prompt_reading(self, tokens: int, writing: int, seconds: float) -> None:
+        """Learn what a prompt token costs here, from steps that were mostly prompt, on one thread.
+
+        A long prompt's deadline is the time it would take alone: too slow a guess lets it wait behind
+        others longer than it should, too fast a one has it crowd them.
+        """
+        if tokens - writing < max(TIMED_PROMPT_TOKENS, 2 * writing) or self._threads_now != 1:
+            return
+        self._prompt_seconds = 0.8 * self._prompt_seconds + 0.2 * seconds / tokens
 
     def _end(self, generation: Generation, error: BaseException | None, forget: bool = False) -> None:
         """The reply leaves its slot; the slot keeps its tokens for the conversation's next turn. Lock held."""
