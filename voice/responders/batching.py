@@ -414,8 +414,7 @@ class BatchEngine:
         """Empty the slot of a reply whose memory is in an unknown state (its admission failed)."""
         slot = generation.slot
         if slot is not None:
-            self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-            slot.clear()
+            self._empty(slot)
             slot.generation = None
             generation.slot = None
 
@@ -534,8 +533,8 @@ class BatchEngine:
                 plan = reuse.Reuse(plan.prefix)
         keep = min(plan.tokens, len(generation.prompt) - 1)  # decode at least one token: its logits start the reply
         if keep < len(slot.tokens) and not llama.llama_memory_seq_rm(mem, seq, slot.positions[keep], -1):
-            llama.llama_memory_seq_rm(mem, seq, -1, -1)
             keep = 0
+            self._empty(slot)
         slot.drop(keep)
         if slot.next_position + len(generation.prompt) - keep + generation.max_tokens >= self._position_limit:
             self._close_gaps(slot)
@@ -557,6 +556,11 @@ class BatchEngine:
         self.events(f"memory_{memory}", 1)
         self.events("prompt_tokens_reused", keep)
         self.events("prompt_tokens_read", len(generation.pending))
+
+    def _empty(self, slot: Slot) -> None:
+        """Clear ``slot``'s sequence, memory and tokens both."""
+        self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
+        slot.clear()
 
     def _close_gaps(self, slot: Slot) -> None:
         """Move ``slot``'s tokens back over the gaps dropped turns left: its positions near the model's limit.
@@ -617,8 +621,7 @@ class BatchEngine:
             data = (ctypes.c_uint8 * state.size).from_buffer_copy(data)
         done = self._llama.llama_state_seq_set_data(self._ctx.ctx, data, state.size, slot.seq_id)
         if done != state.size:
-            self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-            slot.clear()
+            self._empty(slot)
             self.events("state_failures", 1)
             self._warn_once("restore", "Restoring a conversation's memory failed; its history is read again.")
             return False
@@ -845,8 +848,7 @@ class BatchEngine:
             slot.generation = None
             slot.last_used = time.monotonic()
             if forget:  # after a failed decode its memory is unknown
-                self._llama.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, -1, -1)
-                slot.clear()
+                self._empty(slot)
             held = time.monotonic() - (generation.admitted_at or generation.submitted_at)
             self._lifetime = held if self._lifetime is None else 0.8 * self._lifetime + 0.2 * held
         generation.slot = None
