@@ -1,5 +1,6 @@
 """Driving the local model's engine (``voice.responders.batching``) directly, from tests."""
 
+import contextlib
 import threading
 import time
 
@@ -65,3 +66,22 @@ def wait_for(condition, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def started_engine(**options):
+    """The bundled model in a small engine of its own (two short sequences unless told), loaded; closed after.
+
+    ``engine.events_seen`` lists the (name, value) events it reported.
+    """
+    from voice.responders.local import bundled_model_path
+
+    settings = {"sequences": 2, "context": 1024, "threads": 1, "history_tokens": 200} | options
+    events: list[tuple[str, float]] = []
+    engine = BatchEngine(str(bundled_model_path()), events=lambda *event: events.append(event), **settings).start()
+    engine.events_seen = events
+    try:
+        engine.wait_loaded()
+        yield engine
+    finally:
+        engine.close()

@@ -5,25 +5,18 @@ machine), and slightly between batch sizes; these tests assert what holds on
 any machine: who gets which text, when replies join and leave, and the bounds.
 """
 
-import contextlib
 import time
 
 import pytest
 
 from voice.exceptions import ResponderBusy, ResponderError
-from voice.responders.batching import BatchEngine
-from voice.responders.local import bundled_model_path
+from voice.tests import generations
 from voice.tests.generations import WAIT, Reply, wait_for
 
 
-@contextlib.contextmanager
 def started_engine():
-    engine = BatchEngine(str(bundled_model_path()), sequences=4, context=512, threads=1, queue_limit=2).start()
-    try:
-        engine.wait_loaded()
-        yield engine
-    finally:
-        engine.close()
+    # The whole context as history (the engine keeps 64 tokens for the reply): nothing is trimmed here.
+    return generations.started_engine(sequences=4, context=512, queue_limit=2, history_tokens=512)
 
 
 @pytest.fixture(scope="module")

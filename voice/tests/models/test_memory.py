@@ -6,12 +6,10 @@ memory came from, which hold on any machine; the words differ between CPUs,
 so only replies computed the same way on the same machine are compared.
 """
 
-import contextlib
 import ctypes
 
-from voice.responders.batching import COLD, RESTORED, SLOT, BatchEngine
-from voice.responders.local import bundled_model_path
-from voice.tests.generations import Reply, wait_for
+from voice.responders.batching import COLD, RESTORED, SLOT
+from voice.tests.generations import Reply, started_engine, wait_for
 
 SYSTEM = "You are a helpful voice assistant. Answer in one short sentence."
 QUESTIONS = [
@@ -28,19 +26,6 @@ QUESTIONS = [
 ]
 # Earlier turns dense in numbers: about three characters a token, so a budget in characters lets them overflow.
 NUMBERS = " ".join(f"{n * 7919 % 10007:05d}-{n * 104729 % 99991:05d}" for n in range(60))
-
-
-@contextlib.contextmanager
-def started_engine(**options):
-    settings = {"sequences": 2, "context": 1024, "threads": 1, "history_tokens": 200} | options
-    events: list[tuple[str, float]] = []
-    engine = BatchEngine(str(bundled_model_path()), events=lambda *event: events.append(event), **settings).start()
-    engine.events_seen = events
-    try:
-        engine.wait_loaded()
-        yield engine
-    finally:
-        engine.close()
 
 
 def turn(engine, history: list[dict], question: str, **options) -> Reply:

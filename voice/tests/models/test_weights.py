@@ -1,12 +1,13 @@
 """The local model's weights converted once to a form llama.cpp reads in batches (``voice.responders.weights``)."""
 
 import logging
+from pathlib import Path
 
 from voice.responders import weights
 from voice.responders.local import bundled_model_path
-from voice.tests.generations import Reply
+from voice.tests.generations import Reply, started_engine
 
-from .test_memory import SYSTEM, started_engine
+SYSTEM = "You are a helpful voice assistant. Answer in one short sentence."
 
 
 def file_type(path) -> int:
@@ -22,10 +23,10 @@ def test_the_bundled_model_is_converted_to_q8_0_once_and_answers(tmp_path):
     source = bundled_model_path()
     converted = weights.prepared(source, "q8_0", tmp_path)
     assert converted != str(source) and file_type(converted) == llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
-    written = (tmp_path / converted).stat().st_mtime_ns
+    written = Path(converted).stat().st_mtime_ns
     assert weights.prepared(source, "q8_0", tmp_path) == converted  # kept, not made again
-    assert (tmp_path / converted).stat().st_mtime_ns == written
-    assert [p.name for p in tmp_path.iterdir()] == [converted.rsplit("/", 1)[-1]]  # no partial file left
+    assert Path(converted).stat().st_mtime_ns == written
+    assert list(tmp_path.iterdir()) == [Path(converted)]  # no partial file left
     with started_engine(weights="q8_0", converted_dir=str(tmp_path)) as engine:
         reply = Reply("What is the capital of France?", system=SYSTEM, max_tokens=16).submit(engine).wait()
     assert reply.error is None and reply.text.strip()
