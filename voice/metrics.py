@@ -54,6 +54,9 @@ LLM_KEY_SHIFTS = Counter(
     "Sequences whose keys were moved back over dropped turns' gaps (a K-shift: every reply waits for it).",
 )
 LLM_STATE_BYTES = Gauge("voice_llm_state_bytes", "Bytes of saved conversation memory held (VOICE_LLM_STATE_MB).")
+LLM_STATE_FILE_BYTES = Gauge(
+    "voice_llm_state_file_bytes", "Bytes of saved conversation memory on disk (VOICE_LLM_STATE_DISK_MB)."
+)
 
 LLM_EVENTS = {
     "key_shifts": LLM_KEY_SHIFTS.inc,
@@ -68,6 +71,7 @@ LLM_EVENTS = {
     "state_failures": LLM_STATE_FAILURES.inc,
     "state_restore_seconds": LLM_STATE_RESTORE_SECONDS.inc,
     "state_bytes": LLM_STATE_BYTES.set,
+    "state_file_bytes": LLM_STATE_FILE_BYTES.set,
 }
 
 POOL_EVENTS = {

@@ -432,6 +432,9 @@ VOICE_LLM_HISTORY_TOKENS = env_int("VOICE_LLM_HISTORY_TOKENS", 512)
 VOICE_LLM_PREFILL_CHUNK = env_int("VOICE_LLM_PREFILL_CHUNK", 32)
 # Memory of conversations whose slot was taken, kept to restore (about 23 KB a token for SmolLM2-135M).
 VOICE_LLM_STATE_MB = env_int("VOICE_LLM_STATE_MB", 512)
+# ...and on disk (DATA_DIR/llm-states): what memory cannot hold, and every conversation's memory when the
+# process stops, so a restarted server does not read every history again.
+VOICE_LLM_STATE_DISK_MB = env_int("VOICE_LLM_STATE_DISK_MB", 1024)
 # The local model's weights converted once to a form llama.cpp reads faster on a CPU ("as-is" to load the file
 # unchanged; voice.responders.weights).
 VOICE_LLM_WEIGHTS = os.environ.get("VOICE_LLM_WEIGHTS", "q8_0")

@@ -49,7 +49,7 @@ from ..exceptions import ResponderBusy, ResponderError, ResponderUnavailable
 from ..scheduling import Cores
 from . import reuse, weights
 from .base import drop_oldest_turn
-from .states import SavedState, SavedStates
+from .states import SavedState, SavedStates, state_files
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,8 @@ class BatchEngine:
         prefill_chunk: int = 32,
         history_tokens: int = 512,
         state_bytes: int = 512 * 1024 * 1024,
+        state_dir: str | None = None,
+        state_file_bytes: int = 0,
         queue_limit: int = 32,
         cores: Cores | None = None,
         events: Callable[[str, float], None] = _no_event,
@@ -194,6 +196,9 @@ class BatchEngine:
         self.converted_dir = converted_dir  # where converted weights are kept
         self.slots = [Slot(seq_id) for seq_id in range(self.sequences)]
         self.states = SavedStates(state_bytes)
+        self.state_dir = state_dir  # saved states on disk, under a folder named for the weights (once loaded)
+        self.state_file_bytes = state_file_bytes
+        self._file_failures_told = 0
         self.waiting: list[Generation] = []
         self.steps = 0  # decode calls so far
         self._lifetime = None  # smoothed seconds a reply holds its slot, for the expected wait
@@ -325,6 +330,9 @@ class BatchEngine:
         )
         self._samplers: dict[int, object] = {}
         self._end_tokens = [t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t)]
+        if self.state_dir and self.state_file_bytes > 0:
+            self.states.files = state_files(self.state_dir, path, self.state_file_bytes, llama_cpp.__version__)
+            self._tell_store()
         logger.info(
             "Language model %s loaded: %d sequences of %d tokens%s",
             os.path.basename(path),
@@ -336,6 +344,11 @@ class BatchEngine:
     def _free(self) -> None:
         for sampler in self._samplers.values():
             sampler.close()
+        if self.states.files is not None:  # a restart: what is in memory now is read again, not from the history
+            held = sorted((s for s in self.slots if len(s.tokens) > WORTH_SAVING), key=lambda s: s.last_used)
+            self.states.keep_on_disk(
+                state for slot in held if not slot.shift_pending and (state := self._read_state(slot)) is not None
+            )
         self.states.clear()
         self._batch.close()
         self._ctx.close()
@@ -599,7 +612,15 @@ class BatchEngine:
         self.states.put(state)
         self.events("states_saved", 1)
         self.events("states_evicted", self.states.evicted - evicted)
+        self._tell_store()
+
+    def _tell_store(self) -> None:
         self.events("state_bytes", self.states.used_bytes)
+        files = self.states.files
+        if files is not None:
+            self.events("state_file_bytes", files.used_bytes)
+            self.events("state_failures", files.failures - self._file_failures_told)
+            self._file_failures_told = files.failures
 
     def _read_state(self, slot: Slot) -> SavedState | None:
         llama, ctx, seq = self._llama, self._ctx.ctx, slot.seq_id
@@ -628,7 +649,7 @@ class BatchEngine:
         slot.hold(state.tokens, state.positions)
         if conversation:
             self.events("state_restore_seconds", time.perf_counter() - started)
-            self.events("state_bytes", self.states.used_bytes)
+            self._tell_store()
         return True
 
     def _restore_system_prompt(self, slot: Slot, prompt: list[int]) -> bool:

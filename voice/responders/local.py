@@ -12,6 +12,7 @@ model's time goes to the replies that need text first.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.metadata
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -63,6 +64,8 @@ def _engine_from_settings() -> BatchEngine:
         prefill_chunk=settings.VOICE_LLM_PREFILL_CHUNK,
         history_tokens=settings.VOICE_LLM_HISTORY_TOKENS,
         state_bytes=settings.VOICE_LLM_STATE_MB * 1024 * 1024,
+        state_dir=str(settings.DATA_DIR / "llm-states"),
+        state_file_bytes=settings.VOICE_LLM_STATE_DISK_MB * 1024 * 1024,
         queue_limit=settings.VOICE_LLM_QUEUE_LIMIT,
         cores=process_cores(settings.VOICE_CPU_CORES),
         events=llm_event,
@@ -72,7 +75,7 @@ def _engine_from_settings() -> BatchEngine:
 
 
 # The process's one engine, loaded on first use (on its own thread).
-batch_engine = ProcessService(
+batch_engine: ProcessService[BatchEngine] = ProcessService(
     _engine_from_settings,
     settings_prefixes=(
         "VOICE_LLM_MODEL_PATH",
@@ -83,9 +86,12 @@ batch_engine = ProcessService(
         "VOICE_LLM_PREFILL_CHUNK",
         "VOICE_LLM_HISTORY_TOKENS",
         "VOICE_LLM_STATE_MB",
+        "VOICE_LLM_STATE_DISK_MB",
         "VOICE_CPU_CORES",
     ),
 )
+# Closed as the process exits (Daphne stops on SIGTERM and SIGINT): the engine writes what the model holds to disk.
+atexit.register(batch_engine.reset)
 
 
 class LocalResponder(BaseResponder):

@@ -7,7 +7,7 @@ rules themselves, without a model.
 from voice.responders.base import drop_oldest_turn
 from voice.responders.batching import BatchEngine
 from voice.responders.reuse import MIN_SHIFTED_TOKENS, Reuse, common_prefix, plan
-from voice.responders.states import SavedState, SavedStates
+from voice.responders.states import SavedState, SavedStates, StateFiles, state_files
 
 SYSTEM = [1, 2, 3, 4]
 HEADER = [90, 91]  # a turn's markup: the same at the start of every turn
@@ -45,6 +45,10 @@ def test_no_shift_for_a_handful_of_tokens_or_another_conversation():
     assert plan(held, other, shift=True) == Reuse(prefix=len(SYSTEM) + len(HEADER))
 
 
+def shifted(held, prompt):
+    return plan(held, prompt, shift=True)
+
+
 def state(tokens: list[int], size: int = 100) -> SavedState:
     return SavedState(tokens, bytearray(size), list(range(len(tokens))))
 
@@ -55,10 +59,6 @@ def test_a_saved_state_is_taken_only_by_a_prompt_it_holds_more_of():
     states.put(state(mine))
     states.put(state(theirs))
     prompt = mine + turn(3)
-
-    def shifted(held, prompt):
-        return plan(held, prompt, shift=True)
-
     # Nothing beyond what is already had (a slot holding as much): not taken.
     assert states.take_best(prompt, shifted, at_least=len(mine)) is None
     found, reuse = states.take_best(prompt, shifted, at_least=len(SYSTEM) + 4)
@@ -77,6 +77,77 @@ def test_the_store_is_bounded_and_evicts_the_least_recently_saved():
     states.put(state(SYSTEM + turn(9), size=251))  # larger than the whole store: never kept, nothing evicted
     assert len(states) == 2
     assert not SavedStates(limit_bytes=0).fits(1)  # a store of size 0 is off
+
+
+def test_states_the_memory_store_evicts_are_kept_on_disk_and_found_after_a_restart(tmp_path):
+    states = SavedStates(limit_bytes=250, files=StateFiles(tmp_path, limit_bytes=10_000))
+    gapped = list(range(len(SYSTEM))) + list(range(90, 90 + len(turn(1))))  # turns were dropped before it
+    first = SavedState(SYSTEM + turn(1), bytes(range(100)), gapped)
+    states.put(first)
+    for n in range(2, 4):
+        states.put(state(SYSTEM + turn(n)))
+    assert len(states) == 2 and len(states.files) == 1  # the oldest went to disk, not away
+
+    states.keep_on_disk([state(SYSTEM + turn(7))])  # closing: memory and the slots' memories to disk
+    assert len(states) == 0 and len(states.files) == 4
+    restarted = SavedStates(limit_bytes=250, files=StateFiles(tmp_path, limit_bytes=10_000))
+    assert len(restarted.files) == 4 and restarted.files.used_bytes == 400
+
+    found, reuse = restarted.take_best(SYSTEM + turn(1) + turn(5), shifted, at_least=len(SYSTEM) + 4)
+    assert (found.tokens, found.positions, bytes(found.data)) == (first.tokens, first.positions, first.data)
+    assert reuse.tokens == len(first.tokens)
+    assert len(restarted.files) == 3 and len(list(tmp_path.glob("*.state"))) == 3  # taken: its file is gone
+    assert restarted.take_best(SYSTEM + turn(1) + turn(5), shifted, at_least=len(SYSTEM) + 4) is None
+    smaller = StateFiles(tmp_path, limit_bytes=200)  # a smaller store after the restart: the oldest files go
+    assert len(smaller) == 2 and len(list(tmp_path.glob("*.state"))) == 2
+
+
+def test_a_state_in_memory_is_preferred_to_one_on_disk_that_keeps_no_more(tmp_path):
+    states = SavedStates(limit_bytes=1000, files=StateFiles(tmp_path, limit_bytes=10_000))
+    states.files.put(state(SYSTEM + turn(1)))
+    states.put(state(SYSTEM + turn(1), size=50))
+    found, _reuse = states.take_best(SYSTEM + turn(1) + turn(2), shifted, at_least=len(SYSTEM) + 4)
+    assert found.size == 50 and len(states.files) == 1
+
+
+def test_the_disk_store_is_bounded_and_survives_damaged_and_vanished_files(tmp_path, caplog):
+    files = StateFiles(tmp_path, limit_bytes=250)
+    for n in range(4):
+        files.put(state(SYSTEM + turn(n)))
+    assert len(files) == 2 and len(list(tmp_path.glob("*.state"))) == 2  # the oldest files were removed
+    files.put(state(SYSTEM + turn(9), size=251))  # larger than the whole store: not written
+    assert len(files) == 2
+
+    # Another process took one (its file is gone); another file is damaged: both skipped, both forgotten.
+    gone, damaged = sorted(tmp_path.glob("*.state"), key=lambda p: p.stat().st_mtime)
+    gone.unlink()
+    damaged.write_bytes(damaged.read_bytes()[:20])
+    assert files.take_best(SYSTEM + turn(2) + turn(5), shifted, at_least=len(SYSTEM) + 4) is None
+    assert files.take_best(SYSTEM + turn(3) + turn(5), shifted, at_least=len(SYSTEM) + 4) is None
+    assert len(files) == 0 and files.used_bytes == 0 and not list(tmp_path.iterdir())
+    assert "could not read" in caplog.text
+
+    (tmp_path / "junk.state").write_bytes(b"not a state")
+    assert len(StateFiles(tmp_path, limit_bytes=250)) == 0 and not list(tmp_path.iterdir())
+
+
+def test_a_full_or_unwritable_disk_loses_only_the_state(tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    files = StateFiles(blocked / "states", limit_bytes=1000)  # its folder cannot be made
+    files.put(state(SYSTEM + turn(1)))
+    assert len(files) == 0 and files.failures >= 1 and "could not" in caplog.text
+
+
+def test_states_of_another_model_or_llama_cpp_are_removed(tmp_path):
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"weights")
+    old = state_files(tmp_path / "states", weights, 1000, "0.3.35")
+    old.put(state(SYSTEM + turn(1)))
+    again = state_files(tmp_path / "states", weights, 1000, "0.3.35")
+    assert len(again) == 1
+    upgraded = state_files(tmp_path / "states", weights, 1000, "0.3.36")
+    assert len(upgraded) == 0 and [p.name for p in (tmp_path / "states").iterdir()] == [upgraded.directory.name]
 
 
 def messages(*roles: str) -> list[dict]:

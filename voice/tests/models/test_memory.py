@@ -128,6 +128,23 @@ def test_a_conversation_whose_slot_was_taken_is_restored_and_answers_as_if_never
     assert resumed.text == kept.text
 
 
+def test_after_a_restart_conversations_resume_from_disk_without_reading_their_history(tmp_path):
+    on_disk = {"sequences": 1, "state_dir": str(tmp_path), "state_file_bytes": 256 << 20}
+    with started_engine(**on_disk) as engine:
+        first, _replies = talk(engine, QUESTIONS[:3])
+        second, _replies = talk(engine, QUESTIONS[3:5])  # takes the only slot: the first is saved in memory
+    # Closed: the saved state and the slot's memory were written to disk.
+    with started_engine(**on_disk) as restarted:
+        resumed = [turn(restarted, history, "What did I ask first?") for history in (first, second)]
+        length = question_tokens(restarted, "What did I ask first?")
+    for reply in resumed:
+        assert reply.generation.memory == RESTORED and reply.generation.read <= length + 32, reply.generation.read
+    # Without the disk, the same turn reads its whole history.
+    with started_engine(sequences=1) as forgetful:
+        cold = turn(forgetful, first[:-2], "What did I ask first?")
+    assert cold.generation.memory == COLD and cold.generation.read > 60
+
+
 def test_a_state_that_fails_to_restore_is_dropped_and_the_history_read_again(caplog):
     with started_engine(sequences=1) as engine:
         history, _replies = talk(engine, QUESTIONS[:3])

@@ -7,7 +7,10 @@ import time
 from contextlib import contextmanager
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from voice.tests.helpers import events
 from voice.tests.servers import (
     ChatClient,
     DaphneServer,
@@ -27,6 +30,9 @@ SLOW = {
     "VOICE_STT_ENGINE": "voice.tests.transcribers.SecondsTranscriber",
     "VOICE_REPLY_HEARTBEAT": "0.5",
 }
+
+
+METRICS_TOKEN = "recovery-metrics-token"
 
 
 def reply_row(site: Site, reply_id: int) -> tuple[str, str, str]:
@@ -175,6 +181,54 @@ def test_a_hung_synthesis_neither_blocks_other_replies_nor_the_shutdown(tmp_path
             server.process.wait(20)
         assert time.monotonic() - started < 10
         assert streaming_replies(site) == 0
+    finally:
+        server.stop()
+        site.destroy()
+
+
+def prompts_by_memory(server: DaphneServer) -> dict[str, float]:
+    """``voice_llm_prompts_total`` from the server's /metrics: local-model replies by where their memory was."""
+    response = requests.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    response.raise_for_status()
+    return {
+        sample.labels["memory"]: sample.value
+        for family in text_string_to_metric_families(response.text)
+        if family.name == "voice_llm_prompts"
+        for sample in family.samples
+        if sample.name == "voice_llm_prompts_total"
+    }
+
+
+@pytest.mark.deployment
+def test_a_restarted_server_resumes_conversations_from_the_memory_it_wrote_on_sigterm(tmp_path):
+    site = Site(
+        tmp_path,
+        VOICE_RESPONDER="local",
+        VOICE_LLM_MAX_TOKENS="24",
+        VOICE_LLM_SEQUENCES="2",
+        VOICE_TTS_ENGINE="voice.tests.engines.ToneEngine",
+        VOICE_STT_ENGINE="voice.tests.transcribers.SecondsTranscriber",
+        VOICE_METRICS_TOKEN=METRICS_TOKEN,
+    ).setup()
+    server = DaphneServer(site)
+    try:
+        server.start(timeout=90)
+        client = ChatClient(server)
+        conversation = client.new_conversation()
+        with client.open(conversation) as tab:
+            for question in ("What is the capital of France?", "Name a big animal.", "What colour is grass?"):
+                send_query(tab, question)
+                read_reply(tab, timeout=60)
+        server.stop()  # SIGTERM
+        assert list((site.data_dir / "llm-states").glob("*/*.state")), server.log()
+
+        server.start(timeout=90)
+        client = ChatClient(server)
+        with client.open(conversation) as tab:
+            send_query(tab, "And what did I ask first?")
+            assert events(read_reply(tab, timeout=60), "reply.done")[0]["status"] == "complete"
+        assert prompts_by_memory(server) == {"slot": 0, "restored": 1, "cold": 0}
+        assert "Traceback" not in server.log()
     finally:
         server.stop()
         site.destroy()
