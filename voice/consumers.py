@@ -270,7 +270,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.handsfree is None:
             self.end_listening()
             if not await limits.claim(self.scope["user"].pk, self.channel_name):
-                await self.send_event(protocol.ListenState("off", "limit"))
+                await self.send_event(protocol.ListenState(protocol.Listening.OFF, protocol.ListenOff.LIMIT))
                 limit = settings.VOICE_HANDSFREE_SOCKETS_PER_USER
                 raise protocol.ProtocolError(
                     "listen_limit",
@@ -283,17 +283,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception:
                 logger.exception("Hands-free mode could not start")
                 await limits.release(self.scope["user"].pk, self.channel_name)
-                await self.send_event(protocol.ListenState("off", "failed"))
+                await self.send_event(protocol.ListenState(protocol.Listening.OFF, protocol.ListenOff.FAILED))
                 raise protocol.ProtocolError(
                     "listen_failed", "Hands-free mode could not start on the server; try again in a moment."
                 ) from None
             self.handsfree = session
-        await self.send_event(protocol.ListenState("listening"))
+        await self.send_event(protocol.ListenState(protocol.Listening.LISTENING))
 
     async def on_listen_stop(self, event: protocol.ListenStop) -> None:
         await self.end_handsfree()
 
-    async def end_handsfree(self, reason: str = "stopped", *, tell: bool = True, drop_all: bool = False) -> None:
+    async def end_handsfree(
+        self, reason: protocol.ListenOff = protocol.ListenOff.STOPPED, *, tell: bool = True, drop_all: bool = False
+    ) -> None:
         """Hands-free mode off (``drop_all``: turns already ended are not asked either); ``tell`` the tab."""
         session, self.handsfree = self.handsfree, None
         try:
@@ -306,7 +308,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 except Exception:
                     logger.exception("Could not release a hands-free claim; it lapses by itself")
             if tell:  # also when it was not on: listen.stop always has an answer
-                await self.send_event(protocol.ListenState("off", reason))
+                await self.send_event(protocol.ListenState(protocol.Listening.OFF, reason))
 
     # The session's host (voice.handsfree.session.Host); ask_spoken is above.
     async def publish_event(self, event: protocol.Event) -> None:
@@ -318,7 +320,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
         await self.turns.stop(Message.Status.INTERRUPTED, protocol.Interrupted(message_id, heard_ms))
 
-    async def listening_ended(self, reason: str) -> None:
+    async def listening_ended(self, reason: protocol.ListenOff) -> None:
         await self.end_handsfree(reason)
 
     # --- From the group ----------------------------------------------------

@@ -27,6 +27,7 @@ import json
 import re
 import struct
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from .exceptions import (
@@ -452,13 +453,48 @@ class Transcribed(Event):
         return event
 
 
+class Listening(StrEnum):
+    """A socket's hands-free mode (``listen.state``'s ``state``)."""
+
+    LISTENING = "listening"
+    OFF = "off"
+
+
+class ListenOff(StrEnum):
+    """Why hands-free mode went off (``listen.state``'s ``reason``)."""
+
+    STOPPED = "stopped"  # the page asked
+    IDLE = "idle"  # nobody spoke for VOICE_HANDSFREE_IDLE_MINUTES
+    LIMIT = "limit"  # another socket of the user listens already
+    FAILED = "failed"  # the voice activity model could not start
+
+
+class TurnPhase(StrEnum):
+    """Where a hands-free turn is (``listen.turn``'s ``phase``)."""
+
+    SPEAKING = "speaking"  # it began
+    ENDED = "ended"  # it ended: its query follows
+    DISCARDED = "discarded"  # it stored nothing
+
+
+class DiscardReason(StrEnum):
+    """Why a hands-free turn stored nothing (``listen.turn``'s ``reason``)."""
+
+    NOISE = "noise"  # no words
+    ECHO = "echo"  # the assistant's own words
+    BACKCHANNEL = "backchannel"  # an acknowledgement ("mm-hm")
+    COMMAND = "command"  # "stop": done by stopping the reply
+    TOO_LONG = "too_long"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class ListenState(Event):
     """Hands-free mode went on (``listening``) or off on this socket, and why it went off."""
 
     type: ClassVar[str] = "listen.state"
-    state: str  # "listening" | "off"
-    reason: str = ""  # when off: "stopped" | "idle" | "limit" | "failed"
+    state: Listening
+    reason: ListenOff | str = ""  # when off
 
 
 @dataclass(frozen=True)
@@ -467,8 +503,8 @@ class ListenTurn(Event):
 
     type: ClassVar[str] = "listen.turn"
     turn_id: str
-    phase: str
-    reason: str = ""  # when discarded: "noise" | "echo" | "backchannel" | "command" | "too_long" | "failed"
+    phase: TurnPhase
+    reason: DiscardReason | str = ""  # when discarded
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ import { session } from "./session.js";
 import { connection } from "./socket.js";
 import { interruptPlayback, onAudio, playHere, player, record } from "./speaking.js";
 import { onTranscript, voiceRefused, voiceStored } from "./voice-input.js";
-import { SERVER, STATUS } from "./wire.js";
+import { ROLE, SERVER, STATUS, STOPPED } from "./wire.js";
 
 const KEEP_ANNOUNCED = 100; // ids of replies already announced
 const announced = new Set();
 
 /** A finished reply is read out once, politely, whole (never token by token). */
 function announceReply(message) {
-  if (message.role !== "assistant" || message.status === STATUS.STREAMING || announced.has(message.id)) return;
+  if (message.role !== ROLE.ASSISTANT || message.status === STATUS.STREAMING || announced.has(message.id)) return;
   if (message.status !== STATUS.COMPLETE && message.status !== STATUS.AUDIO_FAILED) return;
   announced.add(message.id);
   if (announced.size > KEEP_ANNOUNCED) announced.delete(announced.values().next().value);
@@ -85,7 +85,7 @@ export function onEvent(event) {
       chat.dataset.lastStatus = event.status;
       list.stopThinking();
       if (event.cut) list.showCut(event.message_id, event.cut);
-      if (event.status === STATUS.INTERRUPTED || event.status === STATUS.CANCELLED) stopReply(event.message_id);
+      if (STOPPED.includes(event.status)) stopReply(event.message_id);
       handsFreeReplyDone(event.message_id);
       break;
     case SERVER.TRANSCRIPT:
@@ -116,7 +116,7 @@ export function onEvent(event) {
 
 function onMessage(event) {
   const message = event.message;
-  if (message.role === "user") {
+  if (message.role === ROLE.USER) {
     if (event.requested_here) {
       if (!turnStored(message) && !voiceStored(message)) settleQuery();
       showError("");
@@ -126,7 +126,7 @@ function onMessage(event) {
       if (interrupted) connection.send(heardEvent(interrupted));
     }
   }
-  if (event.requested_here && message.role === "assistant" && message.status === STATUS.STREAMING) {
+  if (event.requested_here && message.role === ROLE.ASSISTANT && message.status === STATUS.STREAMING) {
     list.stopThinking();
     if (session.replyWanted === session.stops) {
       playHere.add(message.id);
@@ -136,7 +136,7 @@ function onMessage(event) {
     }
     session.replyWanted = null;
   }
-  if (message.role === "assistant" && message.status !== STATUS.STREAMING) {
+  if (message.role === ROLE.ASSISTANT && message.status !== STATUS.STREAMING) {
     // Final. Its reply.done normally follows, but a full channel-layer queue can drop it: this is enough.
     record(message.id).done ??= { type: SERVER.REPLY_DONE, message_id: message.id, status: message.status, metrics: null };
     // Cut short while its audio still plays here (a voice talked over it, another tab asked): it stops.

@@ -16,7 +16,7 @@ import { session } from "./session.js";
 import { connection } from "./socket.js";
 import { interruptPlayback, player } from "./speaking.js";
 import { micTaken, talkPending, talking } from "./voice-input.js";
-import { LISTEN_ERRORS, SPEECH_ERRORS } from "./wire.js";
+import { LISTEN_ERRORS, LISTEN_OFF, LISTENING, SPEECH_ERRORS, TURN_PHASE } from "./wire.js";
 
 const button = document.getElementById("hands-free");
 const statusLine = document.getElementById("handsfree-status");
@@ -24,9 +24,6 @@ const stateText = document.getElementById("handsfree-state");
 const meter = document.getElementById("handsfree-level");
 
 // The words of listen.state and listen.turn (docs/protocol.md).
-const LISTENING = "listening";
-const PHASE = { SPEAKING: "speaking", ENDED: "ended", DISCARDED: "discarded" };
-const REASON = { IDLE: "idle", LIMIT: "limit", STOPPED: "stopped" };
 // What the status line says in each state (window.voiceHandsFree.state, chat.dataset.handsfree).
 const LABELS = {
   off: "",
@@ -76,8 +73,8 @@ function currentState() {
   if (!wanted) return "off";
   if (!micOpen) return "opening";
   const phases = [...turns.values()].map((turn) => turn.phase);
-  if (phases.includes(PHASE.SPEAKING)) return "hearing";
-  if (phases.includes(PHASE.ENDED) || replyAfter !== null) return "thinking";
+  if (phases.includes(TURN_PHASE.SPEAKING)) return "hearing";
+  if (phases.includes(TURN_PHASE.ENDED) || replyAfter !== null) return "thinking";
   return player.playing ? "speaking" : "listening";
 }
 
@@ -163,7 +160,7 @@ function turnOff({ tell }) {
   microphone.release();
   micTaken(false);
   // The server drops a turn not yet ended; one that has ended is still stored and answered.
-  for (const turn of [...turns.values()]) if (turn.phase === PHASE.SPEAKING) dropTurn(turn);
+  for (const turn of [...turns.values()]) if (turn.phase === TURN_PHASE.SPEAKING) dropTurn(turn);
   if (was) announce("Hands-free off");
   showHandsFree();
 }
@@ -177,7 +174,7 @@ export function resumeHandsFree() {
 export function handsFreeConnectionLost() {
   startSent = serverListening = window.voiceHandsFree.listening = false;
   stopsUnanswered = 0;
-  const ended = [...turns.values()].some((turn) => turn.phase === PHASE.ENDED);
+  const ended = [...turns.values()].some((turn) => turn.phase === TURN_PHASE.ENDED);
   for (const turn of [...turns.values()]) dropTurn(turn);
   replyAfter = null; // a reply comes with the catch-up, if at all
   if (ended) list.stopThinking();
@@ -194,7 +191,7 @@ function remember(turnId) {
 function showTurn(turnId, note) {
   let turn = turns.get(turnId);
   if (!turn) {
-    turn = { id: turnId, phase: PHASE.SPEAKING, text: "", final: false };
+    turn = { id: turnId, phase: TURN_PHASE.SPEAKING, text: "", final: false };
     // Looks like the user's message it will become; its words arrive as they are heard.
     turn.item = list.addUnstored("provisional", "", note, { beforeThinking: true });
     turns.set(turnId, turn);
@@ -212,7 +209,7 @@ function dropTurn(turn) {
 
 /** No turn, reply or query is waiting any more: the thinking dots go. */
 function settleThinking() {
-  const waiting = [...turns.values()].some((turn) => turn.phase === PHASE.ENDED);
+  const waiting = [...turns.values()].some((turn) => turn.phase === TURN_PHASE.ENDED);
   if (!waiting && replyAfter === null && !connection.inFlight && !talkPending()) list.stopThinking();
 }
 
@@ -221,14 +218,14 @@ export function onListenTurn(event) {
   window.voiceHandsFree.turns.push(event);
   keepLast(window.voiceHandsFree.turns, KEEP);
   remember(event.turn_id);
-  if (event.phase === PHASE.SPEAKING) {
+  if (event.phase === TURN_PHASE.SPEAKING) {
     if (wanted) showTurn(event.turn_id, "Hearing you…");
-  } else if (event.phase === PHASE.ENDED) {
-    showTurn(event.turn_id, "Working out what you said…").phase = PHASE.ENDED;
+  } else if (event.phase === TURN_PHASE.ENDED) {
+    showTurn(event.turn_id, "Working out what you said…").phase = TURN_PHASE.ENDED;
     session.sentAt = performance.now(); // the time to the first sound of its reply counts from here
     list.startThinking();
     follower.grew();
-  } else if (event.phase === PHASE.DISCARDED) {
+  } else if (event.phase === TURN_PHASE.DISCARDED) {
     const turn = turns.get(event.turn_id);
     if (turn) dropTurn(turn);
     settleThinking();
@@ -276,21 +273,21 @@ export function handsFreeReplyDone(messageId) {
 
 /** listen.state: the mode went on, or off (stopped, idle, limit). */
 export function onListenState(event) {
-  if (event.state === LISTENING) {
+  if (event.state === LISTENING.LISTENING) {
     serverListening = wanted && startSent;
     window.voiceHandsFree.listening = serverListening;
     return;
   }
   serverListening = window.voiceHandsFree.listening = false;
-  if (event.reason === REASON.STOPPED && stopsUnanswered > 0) {
+  if (event.reason === LISTEN_OFF.STOPPED && stopsUnanswered > 0) {
     stopsUnanswered -= 1; // the answer to our own listen.stop: nothing new
     return;
   }
   if (!wanted) return;
   turnOff({ tell: false }); // the server ended it: no listen.stop
 
-  if (event.reason === REASON.IDLE) showError(IDLE_TEXT);
-  else if (event.reason === REASON.LIMIT && !listenErrorShown) showError(LIMIT_TEXT);
+  if (event.reason === LISTEN_OFF.IDLE) showError(IDLE_TEXT);
+  else if (event.reason === LISTEN_OFF.LIMIT && !listenErrorShown) showError(LIMIT_TEXT);
 }
 
 /**
@@ -315,7 +312,7 @@ export function handsFreeRefused(event) {
     }
     return performance.now() - lastFrameAt < STRAY_MS; // frames that crossed the mode's end: nothing to say
   }
-  const turn = [...turns.values()].find((candidate) => candidate.phase === PHASE.ENDED);
+  const turn = [...turns.values()].find((candidate) => candidate.phase === TURN_PHASE.ENDED);
   if (!turn || connection.inFlight) return false;
   // Refused after it was heard (too many messages, say): the words go to the box, to send again.
   if (turn.final) offerAgain(turn.text);

@@ -6,7 +6,7 @@
 import { clearMarks, markSpan } from "./highlight.js";
 import { icon, iconButton, setIcon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
-import { CUT, STATUS } from "./wire.js";
+import { CUT, ROLE, STATUS, STOPPED } from "./wire.js";
 
 const STATUS_TEXT = {
   [STATUS.STREAMING]: "",
@@ -130,7 +130,7 @@ export class MessageList {
 
   // --- Building ---------------------------------------------------------------
   #create(message) {
-    const assistant = message.role === "assistant";
+    const assistant = message.role === ROLE.ASSISTANT;
     const meta = document.createElement("div");
     meta.className = "message__meta";
     const { item } = messageItem(`message message--${message.role}`, {
@@ -193,7 +193,7 @@ export class MessageList {
     item.dataset.status = message.status;
     setTime(item.querySelector("time"), message.created_at);
     if (message.duration_ms) item.dataset.durationMs = String(message.duration_ms);
-    if (message.role === "assistant") {
+    if (message.role === ROLE.ASSISTANT) {
       // A streaming reply's text grows by deltas; a longer text (a catch-up) or a final one replaces it.
       if (message.status !== STATUS.STREAMING || !existing || message.text.length > this.source(message.id).length) {
         this.#setSource(item, message.text);
@@ -214,7 +214,7 @@ export class MessageList {
     if (message.status === STATUS.STREAMING && item.dataset.queued !== undefined) return; // still waiting in line
     delete item.dataset.queued;
     let text = STATUS_TEXT[message.status] ?? message.status;
-    if (message.heard_ms != null && (message.status === STATUS.CANCELLED || message.status === STATUS.INTERRUPTED)) {
+    if (message.heard_ms != null && STOPPED.includes(message.status)) {
       text += ` after ${(message.heard_ms / 1000).toFixed(1)} s`;
     }
     item.querySelector(".message__status").textContent = text;

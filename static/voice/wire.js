@@ -47,6 +47,49 @@ export const STATUS = Object.freeze({
   FAILED: "failed",
 });
 
+/** The statuses of a reply that was stopped before its end. */
+export const STOPPED = Object.freeze([
+  "interrupted",
+  "cancelled",
+]);
+
+/** Who wrote a message. */
+export const ROLE = Object.freeze({
+  USER: "user",
+  ASSISTANT: "assistant",
+});
+
+/** Hands-free mode's states (listen.state). */
+export const LISTENING = Object.freeze({
+  LISTENING: "listening",
+  OFF: "off",
+});
+
+/** Why hands-free mode went off. */
+export const LISTEN_OFF = Object.freeze({
+  STOPPED: "stopped",
+  IDLE: "idle",
+  LIMIT: "limit",
+  FAILED: "failed",
+});
+
+/** A hands-free turn's phases (listen.turn). */
+export const TURN_PHASE = Object.freeze({
+  SPEAKING: "speaking",
+  ENDED: "ended",
+  DISCARDED: "discarded",
+});
+
+/** Why a hands-free turn stored nothing. */
+export const DISCARD_REASON = Object.freeze({
+  NOISE: "noise",
+  ECHO: "echo",
+  BACKCHANNEL: "backchannel",
+  COMMAND: "command",
+  TOO_LONG: "too_long",
+  FAILED: "failed",
+});
+
 /** Why a reply was ended early: its "cut" ("" if it was not). */
 export const CUT = Object.freeze({
   LENGTH: "length",

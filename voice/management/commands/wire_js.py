@@ -23,6 +23,10 @@ def constant_name(value: str) -> str:
     return value.upper().replace(".", "_")
 
 
+def choices(enum) -> dict[str, str]:
+    return {member.name: member.value for member in enum}
+
+
 def frozen_object(doc: str, name: str, entries: dict[str, object]) -> str:
     lines = [f"/** {doc} */", f"export const {name} = Object.freeze({{"]
     lines += [f"  {key}: {json.dumps(value)}," for key, value in entries.items()]
@@ -50,11 +54,17 @@ def render() -> str:
             {constant_name(kind): kind for kind in protocol.SERVER_EVENTS},
         ),
         frozen_object("WebSocket close codes.", "CLOSE", protocol.Close.codes()),
-        frozen_object("A message's status.", "STATUS", {status.name: status.value for status in Message.Status}),
+        frozen_object("A message's status.", "STATUS", choices(Message.Status)),
+        frozen_list("The statuses of a reply that was stopped before its end.", "STOPPED", tuple(Message.STOPPED)),
+        frozen_object("Who wrote a message.", "ROLE", choices(Message.Role)),
+        frozen_object("Hands-free mode's states (listen.state).", "LISTENING", choices(protocol.Listening)),
+        frozen_object("Why hands-free mode went off.", "LISTEN_OFF", choices(protocol.ListenOff)),
+        frozen_object("A hands-free turn's phases (listen.turn).", "TURN_PHASE", choices(protocol.TurnPhase)),
+        frozen_object("Why a hands-free turn stored nothing.", "DISCARD_REASON", choices(protocol.DiscardReason)),
         frozen_object(
             'Why a reply was ended early: its "cut" ("" if it was not).',
             "CUT",
-            {cut.name: cut.value for cut in Message.Cut},
+            choices(Message.Cut),
         ),
         frozen_list("Errors about an utterance: nothing was stored.", "SPEECH_ERRORS", protocol.SPEECH_ERRORS),
         frozen_list("Of those, the ones that end the recording itself.", "RECORDING_ERRORS", protocol.RECORDING_ERRORS),
