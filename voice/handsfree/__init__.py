@@ -7,7 +7,7 @@
   or a request.
 - ``playback``: what the assistant is saying on the page now, estimated from
   the audio this socket forwards.
-- ``ducking``: pausing a reply in every tab while someone talks over it.
+- ``bargein``: what a voice does to the reply that is playing (pause, go on, stop), decided in one place.
 - ``session``: one listening socket's turns, from audio to a stored query.
 - ``limits``: how many sockets of a user may listen at once.
 

@@ -7,14 +7,13 @@ shared by every socket of the process (about 0.1 ms of CPU per 32 ms window:
 the event loop never runs the model). For each turn:
 
 - **onset**: 64 ms of speech while the assistant is audible pause that reply
-  in every tab (``ducking``); if it fades before it is a turn, it goes on.
+  in every tab; if it fades before it is a turn, it goes on.
 - **start**: the tab is told (``listen.turn`` speaking); the turn counts
   against VOICE_SPEECH_RATE_LIMIT, as a push-to-talk utterance does.
 - **while it lasts**: a partial transcript every VOICE_HANDSFREE_PARTIAL_SECONDS,
   only while words come and no other transcription waits (finals first).
-  While a reply is paused, each partial is judged (``echo.classify``): a
-  command or words of the person's own stop the reply (barge-in), stored
-  ``interrupted``.
+  While a reply is paused, each partial is judged: a command or words of the
+  person's own stop the reply (barge-in), stored ``interrupted``.
 - **quiet**: at VOICE_HANDSFREE_EAGER_MS of silence the final transcription
   starts (or the latest partial is kept, if it heard the last word); speech
   resuming cancels it.
@@ -24,8 +23,10 @@ the event loop never runs the model). For each turn:
   said. Whatever fails, the tab is told in a plain sentence and the paused
   reply goes on.
 
-The socket (``voice.consumers``) is the ``Host``: it owns sending, the
-conversation's group, the rate limits and the turns.
+What the voice does to the playing reply is decided by ``bargein.BargeIn``;
+this module carries out its answers. The socket (``voice.consumers``) is the
+``Host``: it owns sending, the conversation's group, the rate limits and the
+turns.
 """
 
 from __future__ import annotations
@@ -46,18 +47,14 @@ from ..exceptions import BadAudio, STTError, UtteranceTooLong, VoiceError
 from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
 from . import vad
+from .bargein import Action, Ask, BargeIn, Discard, Hold, Pause, Resume, Stop
 from .detector import OnsetFaded, SpeechOnset, SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded
-from .ducking import Ducking
-from .echo import COMMANDS, FUNCTION_WORDS, Meaning, classify, words
-from .playback import Playback, PlayedReply
+from .playback import Playback
 
 logger = logging.getLogger(__name__)
 
 # Voice activity for every listening socket of this process: one thread is plenty (see above).
 _vad_threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice-vad")
-# A turn's words are judged against what the assistant said from this long before the turn began.
-ECHO_LEAD = 1.0
-
 INTERNAL_ERROR = protocol.ErrorEvent("internal_error", "Something went wrong on the server.")
 
 
@@ -79,17 +76,15 @@ class Host(Protocol):
     async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
         """Stop reply ``message_id`` (barge-in), heard for ``heard_ms``."""
 
-    async def listening_ended(self, reason: str) -> None:
+    async def listening_ended(self, reason: protocol.ListenOff) -> None:
         """The session stopped itself (``idle``)."""
 
 
 @dataclass
 class Turn:
     id: str = field(default_factory=lambda: f"h-{secrets.token_hex(6)}")
-    started: float = field(default_factory=time.monotonic)
     refused: bool = False  # past the rate limit: heard to its end, but nothing is done with it
-    ducked: PlayedReply | None = None  # the reply paused for this turn
-    barged_in: bool = False
+    hold: Hold | None = None  # what it holds of the playing reply (``bargein``)
     partial: asyncio.Task | None = None  # the latest partial transcription
     partial_at: float = 0.0  # stream seconds when it started
     partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
@@ -101,12 +96,11 @@ class HandsFreeSession:
     def __init__(self, host: Host, playback: Playback, *, language: str | None = None) -> None:
         self.host = host
         self.playback = playback
-        self.ducking = Ducking(host.publish_event, playback)
+        self.barge_in = BargeIn(playback)
         self.language = language
         self.stream = vad.SileroStream()
         self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)
         self.turn: Turn | None = None
-        self.onset: PlayedReply | None = None  # paused at a speech onset, before any turn began
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
         self._began = time.monotonic()
@@ -136,9 +130,9 @@ class HandsFreeSession:
         events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self.detector.feed, pcm)
         for event in events:
             if isinstance(event, SpeechOnset):
-                await self._onset()
+                await self._carry_out(self.barge_in.speech_onset())
             elif isinstance(event, OnsetFaded):
-                await self._faded()
+                await self._carry_out(self.barge_in.onset_faded())
             elif isinstance(event, SpeechStarted):
                 await self._started()
             elif isinstance(event, SpeechQuiet):
@@ -152,17 +146,16 @@ class HandsFreeSession:
             self._maybe_partial()
         elif self.detector.seconds - self.last_speech > settings.VOICE_HANDSFREE_IDLE_MINUTES * 60:
             await self.close()
-            await self.host.listening_ended("idle")
+            await self.host.listening_ended(protocol.ListenOff.IDLE)
 
     async def close(self) -> None:
         """Stop listening. A turn not yet ended is dropped; one that ended is still stored and answered."""
         self.closed = True
-        await self._faded()
+        await self._carry_out(self.barge_in.onset_faded())
         turn, self.turn = self.turn, None
         if turn is not None:
             self._cancel(turn)
-            if turn.ducked is not None:
-                await self.ducking.release(turn.ducked)
+            await self._carry_out(self.barge_in.let_go(turn.hold))
         self.detector.reset()
 
     async def cancel(self) -> None:
@@ -171,17 +164,18 @@ class HandsFreeSession:
         for task in list(self._tasks):
             task.cancel()
 
-    # --- Lowering the reply -------------------------------------------------------
-    async def _onset(self) -> None:
-        speaking = self.playback.speaking()
-        if speaking is not None and self.onset is None:
-            self.onset = speaking
-            await self.ducking.hold(speaking)
-
-    async def _faded(self) -> None:
-        onset, self.onset = self.onset, None
-        if onset is not None:
-            await self.ducking.release(onset)
+    # --- What the voice does to the playing reply (decided by ``bargein``) ---------------
+    async def _carry_out(self, actions: list[Action], turn: Turn | None = None, ask=None) -> None:
+        """Do what the barge-in policy answered; ``ask`` stores and answers ``turn``'s words."""
+        for action in actions:
+            if isinstance(action, Pause | Resume):
+                await self.host.publish_event(protocol.PlaybackDuck(action.message_id, isinstance(action, Pause)))
+            elif isinstance(action, Stop):
+                await self.host.interrupt_reply(action.message_id, action.heard_ms)
+            elif isinstance(action, Discard):
+                await self.host.send_event(protocol.ListenTurn(turn.id, protocol.TurnPhase.DISCARDED, action.reason))
+            elif isinstance(action, Ask):
+                await ask()
 
     # --- A turn -----------------------------------------------------------------
     async def _started(self) -> None:
@@ -190,12 +184,12 @@ class HandsFreeSession:
             await self.host.count_turn()
         except protocol.ProtocolError as exc:
             turn.refused = True
-            await self._faded()
+            await self._carry_out(self.barge_in.turn_refused())
             await self.host.send_event(protocol.ErrorEvent.of(exc))
             return
-        await self.host.send_event(protocol.ListenTurn(turn.id, "speaking"))
-        await self._onset()  # speech that started loud, without an onset first
-        turn.ducked, self.onset = self.onset, None
+        await self.host.send_event(protocol.ListenTurn(turn.id, protocol.TurnPhase.SPEAKING))
+        turn.hold, actions = self.barge_in.turn_started()
+        await self._carry_out(actions, turn)
 
     def _maybe_partial(self) -> None:
         turn = self.turn
@@ -218,9 +212,7 @@ class HandsFreeSession:
         if turn is not self.turn or not transcript.text:
             return
         await self.host.send_event(protocol.Transcribed(transcript.text, final=False, turn_id=turn.id))
-        if turn.ducked is not None and not turn.barged_in:
-            if classify(transcript.text, self._said_during(turn)) in (Meaning.COMMAND, Meaning.SPEECH):
-                await self._barge_in(turn)
+        await self._carry_out(self.barge_in.partial(turn.hold, transcript.text), turn)
 
     def _quiet(self) -> None:
         turn = self.turn
@@ -247,7 +239,7 @@ class HandsFreeSession:
             turn.partial.cancel()
         if ended.too_long:
             too_long = UtteranceTooLong(settings.VOICE_STT_MAX_SECONDS)
-            await self._give_up(turn, "too_long", protocol.ErrorEvent.of(too_long))
+            await self._give_up(turn, protocol.DiscardReason.TOO_LONG, protocol.ErrorEvent.of(too_long))
             return
         # Finished in its own task: the microphone keeps being heard meanwhile (the next turn may begin).
         self._spawn(self._finish(turn, ended, eager, time.monotonic()))
@@ -258,34 +250,26 @@ class HandsFreeSession:
                 await self._conclude(turn, ended, eager, received_at)
             except Exception:
                 logger.exception("A hands-free turn failed")
-                await self._give_up(turn, "failed", INTERNAL_ERROR)
+                await self._give_up(turn, protocol.DiscardReason.FAILED, INTERNAL_ERROR)
             finally:
-                if turn.ducked is not None:  # asked: the reply it paused was stopped, or never was
-                    await self.ducking.release(turn.ducked)
+                await self._carry_out(self.barge_in.let_go(turn.hold), turn)
 
     async def _conclude(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
-        await self.host.send_event(protocol.ListenTurn(turn.id, "ended"))
+        await self.host.send_event(protocol.ListenTurn(turn.id, protocol.TurnPhase.ENDED))
         try:
             transcript = await self._final_transcript(ended, eager)
         except STTError as exc:
             logger.info("A hands-free turn could not be transcribed: %s", exc)
-            await self._give_up(turn, "failed", protocol.ErrorEvent.of(exc))
+            await self._give_up(turn, protocol.DiscardReason.FAILED, protocol.ErrorEvent.of(exc))
             return
-        meaning = classify(transcript.text, self._said_during(turn))
-        if meaning is Meaning.NOTHING:
-            await self._give_up(turn, "noise")
-        elif meaning in (Meaning.ECHO, Meaning.BACKCHANNEL):
-            await self._give_up(turn, meaning.value)
-        elif turn.ducked is not None and only_commands(transcript.text):
-            # "Stop." means stop: answering it would start the assistant talking again.
-            await self._barge_in(turn)
-            await self._give_up(turn, "command")
-        else:
-            await self._barge_in(turn)
+
+        async def ask() -> None:
             try:
                 await self.host.ask_spoken(transcript.text, turn.id, ended.audio, received_at, turn_id=turn.id)
             except VoiceError as exc:  # refused (too many messages, say): the page offers the words again
                 await self.host.send_event(protocol.ErrorEvent.of(exc))
+
+        await self._carry_out(self.barge_in.final(turn.hold, transcript.text), turn, ask)
 
     async def _final_transcript(self, ended: TurnEnded, eager: asyncio.Task | None) -> Transcript:
         if eager is not None:
@@ -298,24 +282,11 @@ class HandsFreeSession:
                     raise  # this turn is being dropped, not just its speculative pass
         return await transcription().transcribe(ended.audio, self.language)
 
-    def _said_during(self, turn: Turn) -> str:
-        return self.playback.said_since(turn.started - ECHO_LEAD)
-
-    async def _barge_in(self, turn: Turn) -> None:
-        reply = turn.ducked
-        if reply is None or turn.barged_in or reply.stopped:
-            return
-        turn.barged_in = True
-        heard_ms = reply.heard_ms(time.monotonic())
-        self.playback.stopped(reply.message_id)
-        await self.host.interrupt_reply(reply.message_id, heard_ms)
-
-    async def _give_up(self, turn: Turn, reason: str, error: protocol.ErrorEvent | None = None) -> None:
+    async def _give_up(
+        self, turn: Turn, reason: protocol.DiscardReason, error: protocol.ErrorEvent | None = None
+    ) -> None:
         """Nothing is stored for this turn: the tab is told why (in words, for a failure), the reply comes back."""
-        if turn.ducked is not None:
-            await self.ducking.release(turn.ducked)
-            turn.ducked = None
-        await self.host.send_event(protocol.ListenTurn(turn.id, "discarded", reason))
+        await self._carry_out(self.barge_in.give_up(turn.hold, reason), turn)
         if error is not None:
             await self.host.send_event(error)
 
@@ -337,9 +308,3 @@ class HandsFreeSession:
         error = task.exception()  # retrieved: a speculative transcript nobody needed may have failed
         if error is not None and not isinstance(error, STTError):
             logger.error("Hands-free work failed", exc_info=error)
-
-
-def only_commands(text: str) -> bool:
-    """Whether ``text`` asks only to stop ("Stop.", "No, wait."): no words of a request of its own."""
-    heard = words(text)
-    return any(word in COMMANDS for word in heard) and all(word in COMMANDS or word in FUNCTION_WORDS for word in heard)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from voice import audio, protocol
+from voice.handsfree.bargein import only_commands
 from voice.handsfree.detector import (
     OnsetFaded,
     SpeechOnset,
@@ -14,10 +15,8 @@ from voice.handsfree.detector import (
     TurnEnded,
     TurnOptions,
 )
-from voice.handsfree.ducking import Ducking
 from voice.handsfree.echo import Meaning, classify, words
 from voice.handsfree.playback import Playback, chunk_seconds
-from voice.handsfree.session import only_commands
 
 WINDOW_BYTES = 1024  # 32 ms
 
@@ -202,29 +201,6 @@ def test_a_reply_stopped_while_paused_was_heard_up_to_the_pause():
     reply = playback.speaking()
     playback.stopped(7)
     assert reply.heard_ms(clock.now) == 1000 and playback.speaking() is None
-
-
-async def test_a_reply_held_twice_goes_on_only_when_both_let_go():
-    clock, sent = Clock(), []
-    playback = Playback(clock)
-    playback.audio(7, 10.0, 0, 4)
-    reply = playback.speaking()
-
-    async def publish(event):
-        sent.append((event.message_id, event.on))
-
-    ducking = Ducking(publish, playback)
-    await ducking.hold(reply)  # a speech onset
-    await ducking.hold(reply)  # the turn it became
-    await ducking.release(reply)
-    assert sent == [(7, True)]
-    clock.now = 102
-    await ducking.release(reply)
-    assert sent == [(7, True), (7, False)] and reply.ends == 112  # paused for two seconds
-    await ducking.hold(reply)
-    playback.stopped(7)  # a barge-in stopped it: nothing goes on
-    await ducking.release(reply)
-    assert sent[-1] == (7, True)
 
 
 def test_chunk_durations_by_format():
