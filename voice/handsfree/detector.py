@@ -10,6 +10,10 @@ than silence alone and was not kept. At VOICE_HANDSFREE_EAGER_MS of silence
 the detector says so (``SpeechQuiet``), so that the transcript can be made
 while the rule still waits: it is ready when the turn ends.
 
+The session (``voice.handsfree.session``) sees a rule only through
+``EndOfTurn``: moments, each with the audio it needs. Another rule is one
+new module with the same three members.
+
 Pure and blocking: the probability function is given (``vad.SileroStream``
 in production), and the caller runs ``feed`` off the event loop.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 from django.conf import settings
@@ -36,6 +41,7 @@ class TurnOptions:
     onset_ms: int = 64  # speech this long may be someone talking over the assistant: pause it already
     end_silence_ms: int = 800
     eager_ms: int = 200
+    partial_ms: int = 1000  # while the person speaks, the turn so far this often (a partial transcript); 0: never
     on: float = 0.5
     off: float = 0.35
     preroll_ms: int = 320  # kept before the start: the first syllable is quieter than the rest
@@ -49,6 +55,7 @@ class TurnOptions:
             start_ms=settings.VOICE_HANDSFREE_START_MS,
             end_silence_ms=settings.VOICE_HANDSFREE_END_SILENCE_MS,
             eager_ms=settings.VOICE_HANDSFREE_EAGER_MS,
+            partial_ms=round(settings.VOICE_HANDSFREE_PARTIAL_SECONDS * 1000),
             max_seconds=settings.VOICE_STT_MAX_SECONDS,
         )
         return replace(options, **overrides)
@@ -71,8 +78,20 @@ class SpeechStarted(Moment):
     """Speech for ``start_ms``: a turn."""
 
 
+@dataclass(frozen=True)
+class SpeechGoesOn(Moment):
+    """``partial_ms`` more of a turn, and the person is speaking: the turn so far, for a partial transcript."""
+
+    audio: bytes  # the turn so far, up to a little after its last voiced window
+    voiced: int  # bytes of it up to its last voiced window
+
+
+@dataclass(frozen=True)
 class SpeechQuiet(Moment):
-    """The speaker has been quiet for ``eager_ms``: the turn may be about to end."""
+    """The speaker has been quiet for ``eager_ms``: the turn may be about to end. ``audio``: the turn so far."""
+
+    audio: bytes
+    voiced: int
 
 
 class SpeechResumed(Moment):
@@ -86,7 +105,21 @@ class TurnEnded(Moment):
     too_long: bool = False
 
 
-Event = SpeechOnset | OnsetFaded | SpeechStarted | SpeechQuiet | SpeechResumed | TurnEnded
+Event = SpeechOnset | OnsetFaded | SpeechStarted | SpeechGoesOn | SpeechQuiet | SpeechResumed | TurnEnded
+
+
+class EndOfTurn(Protocol):
+    """An end-of-turn rule, as a hands-free session uses it."""
+
+    @property
+    def seconds(self) -> float:
+        """Of the stream fed so far."""
+
+    def feed(self, pcm: bytes) -> list[Event]:
+        """More of the microphone (PCM16, 16 kHz, mono, any length): the moments it completes."""
+
+    def reset(self) -> None:
+        """Drop the turn in progress."""
 
 
 class TurnDetector:
@@ -114,29 +147,18 @@ class TurnDetector:
         self._last_voiced = 0  # bytes of the turn up to its last voiced window
         self._silence: int | None = None  # windows of silence, once counting
         self._quiet_told = False
+        self._told_at = 0  # samples: when the turn so far was last handed out (``SpeechGoesOn``)
 
     @property
     def speaking(self) -> bool:
         return self._turn is not None
 
     @property
-    def voiced(self) -> int:
-        """Bytes of the turn up to its last voiced window: it grows only while the person speaks."""
-        return self._last_voiced
-
-    @property
-    def voicing(self) -> bool:
-        """In a turn, and not in a pause: the latest window was speech."""
-        return self._turn is not None and self._silence is None
-
-    @property
     def seconds(self) -> float:
         return self.samples / SAMPLE_RATE
 
-    def turn_audio(self) -> bytes:
-        """The turn so far, up to a little after its last voiced window (b"" outside a turn)."""
-        if self._turn is None:
-            return b""
+    def _turn_audio(self) -> bytes:
+        """The turn so far, up to a little after its last voiced window."""
         end = min(len(self._turn), self._last_voiced + self.options.tail_ms * SAMPLE_RATE * 2 // 1000)
         return bytes(self._turn[:end])
 
@@ -149,6 +171,10 @@ class TurnDetector:
             event = self._window(data[offset : offset + WINDOW_BYTES])
             if event is not None:
                 events.append(event)
+        every = self.options.partial_ms * SAMPLE_RATE // 1000
+        if self._turn is not None and self._silence is None and every and self.samples - self._told_at >= every:
+            self._told_at = self.samples
+            events.append(SpeechGoesOn(self.seconds, self._turn_audio(), self._last_voiced))
         return events
 
     def reset(self) -> None:
@@ -188,6 +214,7 @@ class TurnDetector:
             self._turn = bytearray(b"".join(list(self._preroll)[-keep:]))
             self._last_voiced = len(self._turn)
             self._silence, self._quiet_told = None, False
+            self._told_at = self.samples
             return SpeechStarted(self.seconds)
         self._turn += raw
         if len(self._turn) >= options.max_seconds * SAMPLE_RATE * 2:
@@ -202,10 +229,10 @@ class TurnDetector:
         self._silence = (self._silence or 0) + 1
         quiet_ms = self._silence * WINDOW_MS
         if quiet_ms >= options.end_silence_ms:
-            ended = TurnEnded(self.seconds, self.turn_audio(), self._last_voiced)
+            ended = TurnEnded(self.seconds, self._turn_audio(), self._last_voiced)
             self.reset()
             return ended
         if quiet_ms >= options.eager_ms and not self._quiet_told:
             self._quiet_told = True
-            return SpeechQuiet(self.seconds)
+            return SpeechQuiet(self.seconds, self._turn_audio(), self._last_voiced)
         return None

@@ -48,7 +48,17 @@ from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
 from . import vad
 from .bargein import Action, Ask, BargeIn, Discard, Hold, Pause, Resume, Stop
-from .detector import OnsetFaded, SpeechOnset, SpeechQuiet, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded
+from .detector import (
+    EndOfTurn,
+    OnsetFaded,
+    SpeechGoesOn,
+    SpeechOnset,
+    SpeechQuiet,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+)
 from .playback import Playback
 
 logger = logging.getLogger(__name__)
@@ -86,20 +96,20 @@ class Turn:
     refused: bool = False  # past the rate limit: heard to its end, but nothing is done with it
     hold: Hold | None = None  # what it holds of the playing reply (``bargein``)
     partial: asyncio.Task | None = None  # the latest partial transcription
-    partial_at: float = 0.0  # stream seconds when it started
     partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
     eager: asyncio.Task | None = None  # the speculative final transcription
     eager_voiced: int = -1
 
 
 class HandsFreeSession:
-    def __init__(self, host: Host, playback: Playback, *, language: str | None = None) -> None:
+    def __init__(
+        self, host: Host, playback: Playback, *, language: str | None = None, detector: EndOfTurn | None = None
+    ) -> None:
         self.host = host
         self.playback = playback
         self.barge_in = BargeIn(playback)
         self.language = language
-        self.stream = vad.SileroStream()
-        self.detector = TurnDetector(self.stream.probability, on_gate=self.stream.reset)
+        self.detector = detector or silero_turns()
         self.turn: Turn | None = None
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
@@ -135,15 +145,16 @@ class HandsFreeSession:
                 await self._carry_out(self.barge_in.onset_faded())
             elif isinstance(event, SpeechStarted):
                 await self._started()
+            elif isinstance(event, SpeechGoesOn):
+                self._partial(event)
             elif isinstance(event, SpeechQuiet):
-                self._quiet()
+                self._quiet(event)
             elif isinstance(event, SpeechResumed):
                 self._resumed()
             elif isinstance(event, TurnEnded):
                 await self._ended(event)
         if self.turn is not None:
             self.last_speech = self.detector.seconds
-            self._maybe_partial()
         elif self.detector.seconds - self.last_speech > settings.VOICE_HANDSFREE_IDLE_MINUTES * 60:
             await self.close()
             await self.host.listening_ended(protocol.ListenOff.IDLE)
@@ -179,7 +190,7 @@ class HandsFreeSession:
 
     # --- A turn -----------------------------------------------------------------
     async def _started(self) -> None:
-        turn = self.turn = Turn(partial_at=self.detector.seconds)
+        turn = self.turn = Turn()
         try:
             await self.host.count_turn()
         except protocol.ProtocolError as exc:
@@ -191,16 +202,13 @@ class HandsFreeSession:
         turn.hold, actions = self.barge_in.turn_started()
         await self._carry_out(actions, turn)
 
-    def _maybe_partial(self) -> None:
+    def _partial(self, going_on: SpeechGoesOn) -> None:
         turn = self.turn
-        every = settings.VOICE_HANDSFREE_PARTIAL_SECONDS
-        if turn.refused or not every or (turn.partial is not None and not turn.partial.done()):
+        # Not while another pass runs or a final one waits: finals first.
+        if turn.refused or (turn.partial is not None and not turn.partial.done()) or transcription().waiting:
             return
-        # Only while words come: a pass started as they stop would hold up the final one behind it.
-        if not self.detector.voicing or self.detector.seconds - turn.partial_at < every or transcription().waiting:
-            return
-        turn.partial_at, turn.partial_voiced = self.detector.seconds, self.detector.voiced
-        turn.partial = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
+        turn.partial_voiced = going_on.voiced
+        turn.partial = self._spawn(transcription().transcribe(going_on.audio, self.language))
         self._spawn(self._show_partial(turn, turn.partial))
 
     async def _show_partial(self, turn: Turn, partial: asyncio.Task) -> None:
@@ -214,15 +222,15 @@ class HandsFreeSession:
         await self.host.send_event(protocol.Transcribed(transcript.text, final=False, turn_id=turn.id))
         await self._carry_out(self.barge_in.partial(turn.hold, transcript.text), turn)
 
-    def _quiet(self) -> None:
+    def _quiet(self, quiet: SpeechQuiet) -> None:
         turn = self.turn
         if turn.refused:
             return
-        turn.eager_voiced = self.detector.voiced
+        turn.eager_voiced = quiet.voiced
         if turn.partial is not None and turn.partial_voiced == turn.eager_voiced:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:
-            turn.eager = self._spawn(transcription().transcribe(self.detector.turn_audio(), self.language))
+            turn.eager = self._spawn(transcription().transcribe(quiet.audio, self.language))
 
     def _resumed(self) -> None:
         turn = self.turn
@@ -308,3 +316,9 @@ class HandsFreeSession:
         error = task.exception()  # retrieved: a speculative transcript nobody needed may have failed
         if error is not None and not isinstance(error, STTError):
             logger.error("Hands-free work failed", exc_info=error)
+
+
+def silero_turns() -> TurnDetector:
+    """The default end-of-turn rule: the settings' silences over Silero's voice activity."""
+    stream = vad.SileroStream()
+    return TurnDetector(stream.probability, on_gate=stream.reset)

@@ -1,5 +1,7 @@
 """Hands-free mode's pure parts: the end-of-turn rule, the echo judge, the playback estimate, the wire."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from voice import audio, protocol
 from voice.handsfree.bargein import only_commands
 from voice.handsfree.detector import (
     OnsetFaded,
+    SpeechGoesOn,
     SpeechOnset,
     SpeechQuiet,
     SpeechResumed,
@@ -39,7 +42,9 @@ class Script:
         return self.probabilities.pop(0)
 
 
-OPTIONS = TurnOptions(start_ms=96, end_silence_ms=160, eager_ms=64, preroll_ms=64, tail_ms=64, max_seconds=2)
+OPTIONS = TurnOptions(
+    start_ms=96, end_silence_ms=160, eager_ms=64, preroll_ms=64, tail_ms=64, max_seconds=2, partial_ms=0
+)
 
 
 def feed(detector: TurnDetector, pcm: bytes, piece: int = 3200) -> list:
@@ -220,3 +225,20 @@ def test_listen_start_is_read_strictly():
     assert refused.value.code == "bad_audio_format"
     assert protocol.Transcribed("hi", final=False).to_event() == {"type": "transcript", "text": "hi", "final": False}
     assert protocol.Transcribed("hi", final=True, turn_id="h-1").to_event()["turn_id"] == "h-1"
+
+
+def test_while_the_person_speaks_the_turn_so_far_is_handed_out_for_partial_transcripts():
+    options = replace(OPTIONS, partial_ms=320, end_silence_ms=800, max_seconds=10)
+    # 3 windows start the turn, 20 more voiced (640 ms), 10 quiet (a pause), 10 voiced, then silence.
+    script = Script(*[0.9] * 23, *[0.1] * 10, *[0.9] * 10, *[0.1] * 30)
+    found = feed(TurnDetector(script, options), loud(73), piece=1024)  # a window at a time
+    going_on = [e for e in found if isinstance(e, SpeechGoesOn)]
+    # Every 320 ms (10 windows) of turn while voiced; none in the pause; again as soon as speech comes back.
+    assert [round((e.at - found[1].at) / 0.032) for e in going_on] == [10, 20, 31]
+    assert all(len(e.audio) >= e.voiced for e in going_on)
+    assert [e.voiced for e in going_on] == sorted({e.voiced for e in going_on})  # grows with the words
+    quiet = next(e for e in found if isinstance(e, SpeechQuiet))
+    assert quiet.voiced == going_on[1].voiced  # nothing voiced since: the same words, and the tail after them
+    assert quiet.audio.startswith(going_on[1].audio) and len(quiet.audio) == quiet.voiced + 2 * WINDOW_BYTES
+    never = feed(TurnDetector(Script(*[0.9] * 40), replace(options, partial_ms=0)), loud(40))
+    assert not any(isinstance(e, SpeechGoesOn) for e in never)
