@@ -25,7 +25,7 @@ from django.conf import settings
 from . import metrics, protocol, ratelimit
 from .exceptions import VoiceError
 from .handsfree import limits
-from .handsfree.playback import Playback, chunk_seconds
+from .handsfree.playback import Playback, chunk_samples, chunk_seconds
 from .handsfree.session import HandsFreeSession
 from .layers import CHANNEL_LAYER_ERRORS, retrying
 from .listening import Listening
@@ -362,7 +362,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if event.get("origin") == self.channel_name:  # the page plays the replies it asked for
             header = chunk.header
             seconds = chunk_seconds(header, chunk.data)
-            self.playback.audio(header["message_id"], seconds, header["text_start"], header["text_end"])
+            # Its sound too, while the microphone is open: the echo canceller's reference.
+            samples = chunk_samples(header, chunk.data) if self.handsfree is not None else None
+            self.playback.audio(header["message_id"], seconds, header["text_start"], header["text_end"], samples)
         if self.base64_audio:
             await self.send_json(chunk.base64_event())
         else:

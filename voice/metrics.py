@@ -54,6 +54,10 @@ LLM_KEY_SHIFTS = Counter(
     "Sequences whose keys were moved back over dropped turns' gaps (a K-shift: every reply waits for it).",
 )
 LLM_STATE_BYTES = Gauge("voice_llm_state_bytes", "Bytes of saved conversation memory held (VOICE_LLM_STATE_MB).")
+ECHO_CANCELLER_FAILURES = Counter(
+    "voice_echo_canceller_failures_total",
+    "Open microphones whose echo canceller could not run (bypassed: the word judge still guards).",
+)
 LLM_STATE_FILE_BYTES = Gauge(
     "voice_llm_state_file_bytes", "Bytes of saved conversation memory on disk (VOICE_LLM_STATE_DISK_MB)."
 )

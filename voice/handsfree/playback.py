@@ -8,7 +8,9 @@ whether the assistant is audible (to duck it, and to judge a barge-in), which
 words were sounding while a person spoke (only those can come back as echo:
 a follow-up that repeats the reply's words after it ended is a question), and
 roughly how much of a reply was heard when a voice stopped it. The page's own
-``heard`` event, when it comes, is the exact figure.
+``heard`` event, when it comes, is the exact figure. While the microphone is
+open, each chunk also keeps its samples (16 kHz), so that the echo canceller
+knows what was sounding at any moment (``sounding``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from .. import audio
+from ..stt import SAMPLE_RATE
 
 # Echo reaches the microphone a little after the page plays it (network, buffers, the room).
 ECHO_SLACK = 0.6
@@ -30,6 +35,7 @@ class PlayedChunk:
     end: float
     text_start: int
     text_end: int
+    samples: np.ndarray | None = field(default=None, compare=False, repr=False)  # PCM16 at 16 kHz, if kept
 
 
 @dataclass
@@ -65,11 +71,13 @@ class PlayedReply:
         A pause does not shorten this: the echo of what sounded before it, still in the room and in the
         browser's buffers, may come back after it.
         """
-        return " ".join(
-            self.text[chunk.text_start : chunk.text_end]
+        spans = [
+            (chunk.text_start, chunk.text_end)
             for chunk in self.chunks
             if chunk.start <= until and chunk.end + ECHO_SLACK >= since
-        )
+        ]
+        # dict.fromkeys: a chunk cut in two by a pause says its words once
+        return " ".join(self.text[start:end] for start, end in dict.fromkeys(spans))
 
 
 class Playback:
@@ -91,13 +99,23 @@ class Playback:
     def final_text(self, message_id: int, text: str) -> None:
         self._reply(message_id).text = text
 
-    def audio(self, message_id: int, seconds: float, text_start: int = 0, text_end: int = 0) -> None:
-        """A chunk of ``seconds`` of reply ``message_id``, speaking ``text[text_start:text_end]``, went to the page."""
+    def audio(
+        self,
+        message_id: int,
+        seconds: float,
+        text_start: int = 0,
+        text_end: int = 0,
+        samples: np.ndarray | None = None,
+    ) -> None:
+        """A chunk of ``seconds`` of reply ``message_id``, speaking ``text[text_start:text_end]``, went to the page.
+
+        ``samples``: its sound at 16 kHz (PCM16), kept for the echo canceller.
+        """
         reply, now = self._reply(message_id), self.clock()
         if reply.stopped:
             return
         start = max(now, reply.ends)
-        reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end))
+        reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end, samples))
 
     def pause(self, message_id: int) -> None:
         """The page pauses the reply now (``playback.duck``): nothing more of it is heard until ``resume``."""
@@ -112,26 +130,23 @@ class Playback:
         if since is None or reply.stopped:
             return
         pause = now - since
-        reply.chunks = [
-            PlayedChunk(
-                chunk.start + pause if chunk.start >= since else chunk.start,
-                chunk.end + pause if chunk.end > since else chunk.end,
-                chunk.text_start,
-                chunk.text_end,
-            )
-            for chunk in reply.chunks
-        ]
+        chunks = []
+        for chunk in reply.chunks:
+            if chunk.start < since < chunk.end:  # paused in its middle: its rest plays after the pause
+                head, tail = _split(chunk, since)
+                chunks += [head, replace(tail, start=tail.start + pause, end=tail.end + pause)]
+            elif chunk.start >= since:
+                chunks.append(replace(chunk, start=chunk.start + pause, end=chunk.end + pause))
+            else:
+                chunks.append(chunk)
+        reply.chunks = chunks
 
     def stopped(self, message_id: int) -> None:
         """The reply stopped playing (interrupted, cancelled, or stopped by a tab)."""
         reply = self._reply(message_id)
         now = reply.played_until(self.clock())
         reply.stopped = True
-        reply.chunks = [
-            PlayedChunk(chunk.start, min(chunk.end, now), chunk.text_start, chunk.text_end)
-            for chunk in reply.chunks
-            if chunk.start <= now
-        ]
+        reply.chunks = [replace(chunk, end=min(chunk.end, now)) for chunk in reply.chunks if chunk.start <= now]
 
     def stopped_all(self) -> None:
         """Stop pressed: nothing plays any more."""
@@ -147,10 +162,54 @@ class Playback:
                     return reply
         return None
 
+    def sounding(self, since: float, count: int) -> np.ndarray:
+        """The replies' sound from ``since`` (a ``clock()`` time), ``count`` samples at 16 kHz: zeros where none.
+
+        As estimated: a chunk sounds from its start for as long as its samples last, not while paused, not
+        after a stop.
+        """
+        out = np.zeros(count, dtype=np.int32)
+        until = since + count / SAMPLE_RATE
+        for reply in self._replies:
+            limit = min(until, reply.paused_at) if reply.paused_at is not None else until
+            for chunk in reply.chunks:
+                if chunk.samples is None or chunk.end <= since or chunk.start >= limit:
+                    continue
+                begin = max(since, chunk.start)
+                skip, at = round((begin - chunk.start) * SAMPLE_RATE), round((begin - since) * SAMPLE_RATE)
+                length = min(round((min(limit, chunk.end) - begin) * SAMPLE_RATE), count - at)
+                part = chunk.samples[skip : skip + max(0, length)]
+                out[at : at + len(part)] += part
+        return np.clip(out, -32768, 32767).astype(np.int16)
+
     def said_since(self, since: float) -> str:
         """What the assistant said from ``since`` (a ``clock()`` time) until now."""
         now = self.clock()
         return " ".join(filter(None, (reply.said_between(since, now) for reply in self._replies)))
+
+
+def _split(chunk: PlayedChunk, at: float) -> tuple[PlayedChunk, PlayedChunk]:
+    """``chunk`` before and from ``at``: the same words, each with its own samples."""
+    samples = chunk.samples
+    cut = round((at - chunk.start) * SAMPLE_RATE)
+    return (
+        replace(chunk, end=at, samples=None if samples is None else samples[:cut]),
+        replace(chunk, start=at, samples=None if samples is None else samples[cut:]),
+    )
+
+
+def chunk_samples(header: dict, data: bytes) -> np.ndarray | None:
+    """One reply chunk as PCM16 at 16 kHz, mono (what the echo canceller compares); None for MP3 or bad audio."""
+    try:
+        chunk = audio.AudioChunk(data, header["sample_rate"], header["format"], header.get("channels", 1))
+        if chunk.format == audio.WAV:
+            chunk = audio.read_wav(data)
+        elif chunk.format != audio.PCM_S16LE:
+            return None  # MP3 (gTTS): not decoded here; the word judge still guards against its echo
+        pcm = audio.resample(bytes(chunk.data), chunk.sample_rate, SAMPLE_RATE, chunk.channels)
+    except (audio.AudioFormatError, KeyError, ValueError):
+        return None
+    return np.frombuffer(pcm, dtype="<i2")
 
 
 def chunk_seconds(header: dict, data: bytes) -> float:

@@ -44,10 +44,12 @@ from django.conf import settings
 
 from .. import protocol
 from ..exceptions import BadAudio, STTError, UtteranceTooLong, VoiceError
+from ..metrics import ECHO_CANCELLER_FAILURES
 from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
 from . import vad
 from .bargein import Action, Ask, BargeIn, Discard, Hold, Pause, Resume, Stop
+from .canceller import CancellerFailed, EchoCanceller
 from .detector import (
     EndOfTurn,
     OnsetFaded,
@@ -103,13 +105,22 @@ class Turn:
 
 class HandsFreeSession:
     def __init__(
-        self, host: Host, playback: Playback, *, language: str | None = None, detector: EndOfTurn | None = None
+        self,
+        host: Host,
+        playback: Playback,
+        *,
+        language: str | None = None,
+        detector: EndOfTurn | None = None,
+        cancel_echo: bool | None = None,
     ) -> None:
         self.host = host
         self.playback = playback
         self.barge_in = BargeIn(playback)
         self.language = language
         self.detector = detector or silero_turns()
+        self.canceller = self._canceller(
+            settings.VOICE_HANDSFREE_ECHO_CANCELLER if cancel_echo is None else cancel_echo
+        )
         self.turn: Turn | None = None
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
@@ -137,7 +148,8 @@ class HandsFreeSession:
                     "audio_too_fast", "The microphone's audio arrives faster than it is spoken; some was dropped."
                 )
             return
-        events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self.detector.feed, pcm)
+        far = self.canceller.reference(pcm, time.monotonic()) if self.canceller is not None else None
+        events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self._hear, pcm, far)
         for event in events:
             if isinstance(event, SpeechOnset):
                 await self._carry_out(self.barge_in.speech_onset())
@@ -174,6 +186,32 @@ class HandsFreeSession:
         await self.close()
         for task in list(self._tasks):
             task.cancel()
+
+    # --- The microphone, on the VAD thread ----------------------------------------------
+    def _canceller(self, wanted: bool) -> EchoCanceller | None:
+        if not wanted:
+            return None
+        try:
+            return EchoCanceller(self.playback)
+        except CancellerFailed as exc:
+            self._canceller_failed(exc)
+            return None
+
+    def _hear(self, pcm: bytes, far) -> list:
+        """The moments of the turn detector in ``pcm``, the echo of ``far`` taken out first (if on)."""
+        canceller = self.canceller
+        if canceller is not None and far is not None:
+            try:
+                pcm = canceller.clean(pcm, far)
+            except CancellerFailed as exc:  # bypassed for this socket: the word judge still guards
+                self.canceller = None
+                self._canceller_failed(exc)
+        return self.detector.feed(pcm)
+
+    @staticmethod
+    def _canceller_failed(exc: Exception) -> None:
+        ECHO_CANCELLER_FAILURES.inc()
+        logger.warning("The echo canceller is off for this microphone: %s", exc)
 
     # --- What the voice does to the playing reply (decided by ``bargein``) ---------------
     async def _carry_out(self, actions: list[Action], turn: Turn | None = None, ask=None) -> None:

@@ -192,8 +192,9 @@ def test_a_paused_reply_plays_its_rest_later():
     reply = playback.speaking()
     assert reply.message_id == 7 and reply.heard_ms(clock.now) == 1000
     clock.now = 103.5
-    playback.resume(7)  # paused for 2.5 s: the rest plays that much later
-    assert [(c.start, c.end) for c in reply.chunks] == [(100, 104.5), (104.5, 106.5)]
+    playback.resume(7)  # paused for 2.5 s: the rest plays that much later (the first chunk's rest too)
+    assert [(c.start, c.end) for c in reply.chunks] == [(100, 101), (103.5, 104.5), (104.5, 106.5)]
+    assert playback.said_since(100) == "One."  # a chunk cut in two by the pause says its words once
 
 
 def test_a_reply_stopped_while_paused_was_heard_up_to_the_pause():

@@ -8,6 +8,7 @@ import pytest
 
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
+from voice.handsfree.playback import chunk_samples
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 
@@ -103,7 +104,10 @@ async def reply_starts(tab, text: str) -> int:
     return await first_audio(tab)
 
 
-async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user, handsfree, piper_reply, voices):
+async def test_the_assistants_own_voice_does_not_interrupt_it(
+    conversation, user, handsfree, piper_reply, voices, settings
+):
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = False  # the word judge alone: the second line behind the canceller
     tab = await connect(conversation, user)
     await listen(tab)
     message_id = await reply_starts(tab, REPLY)
@@ -121,19 +125,98 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(conversation, user
     assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
 
 
-async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
-    conversation, user, handsfree, piper_reply, voices
+async def play_into_the_microphone(
+    tab, gain_db: float, delay: float, after: float = 1.5, person: bytes = b"", person_at: float = 0.0
+) -> list[tuple]:
+    """Be a page with a speaker: play the reply as player.js does and send what its microphone hears.
+
+    Chunks play gaplessly from their arrival (or the end of the one before), pausing while ``playback.duck``
+    says so; the microphone hears the speaker ``gain_db`` quieter and ``delay`` late over a -60 dBFS noise
+    floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end. ``person``
+    talks into it too, from ``person_at`` seconds after the reply began to sound. Returns the frames received.
+    """
+    voice = np.zeros(round(person_at * 16000), np.float32)
+    voice = np.concatenate((voice, audio_samples(person), np.zeros(round(after * 16000), np.float32)))
+    frames, queued, speaker = [], np.zeros(0, np.float32), np.zeros(round(delay * 16000), np.float32)
+    rng = np.random.default_rng(11)
+    playhead, began, paused, done, n, reply = 0, None, False, False, 0, None
+    while not (done and playhead >= len(queued) + after * 16000 and n * 1600 >= len(voice)):
+        while not tab.output_queue.empty():
+            frame = await receive_frame(tab)
+            frames.append(frame)
+            if frame[0] == "audio" and reply in (None, frame[1]["message_id"]):  # the first reply only
+                reply = frame[1]["message_id"]
+                began = began or time.monotonic()
+                samples = chunk_samples(frame[1], frame[2]).astype(np.float32) / 32768
+                queued = np.concatenate((queued, np.zeros(max(0, playhead - len(queued)), np.float32), samples))
+            elif frame[0] == "audio":
+                continue
+            elif frame[1]["type"] == "playback.duck":
+                paused = frame[1]["on"]
+            elif frame[1]["type"] == "reply.done" and frame[1]["message_id"] == reply:
+                done = True
+            if frame[0] == "event" and stopped(frame[1], reply):  # the page plays nothing more of it
+                queued, paused = queued[:playhead], False
+        if began is None:
+            await asyncio.sleep(0.005)
+            continue
+        sound = np.zeros(1600, np.float32)
+        if not paused:
+            part = queued[playhead : playhead + 1600]
+            sound[: len(part)] = part
+            playhead += 1600
+        speaker = np.concatenate((speaker, sound))
+        heard = speaker[n * 1600 : (n + 1) * 1600] * 10 ** (gain_db / 20) + rng.normal(0, 1e-3, 1600)
+        said = voice[n * 1600 : (n + 1) * 1600]
+        heard[: len(said)] += said
+        n += 1
+        await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))  # captured: now it can be sent
+        await tab.send_to(bytes_data=audio.to_pcm16(heard))
+    return frames
+
+
+def stopped(event: dict, message_id: int | None) -> bool:
+    """Whether ``event`` says that reply ``message_id`` was stopped (while being written, or after)."""
+    status = event.get("status") if event["type"] == "reply.done" else event.get("message", {}).get("status")
+    found = event.get("message_id", event.get("message", {}).get("id"))
+    return found == message_id and status in Message.STOPPED
+
+
+@pytest.mark.parametrize("gain_db", [-9, -20])
+async def test_with_a_speaker_the_replys_echo_is_cancelled_and_never_pauses_it(
+    conversation, user, handsfree, piper_reply, settings, gain_db
 ):
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = True
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await tab.send_json_to({"type": "query", "text": REPLY})
+    async with asyncio.timeout(90):
+        frames = await play_into_the_microphone(tab, gain_db, delay=0.08)
+    await tab.disconnect()
+    message_id = events(frames, "reply.done")[0]["message_id"]
+    # Taken out before the turn detector: no turn at all. What the canceller leaves while it converges may
+    # pause the reply for a moment (an onset), never longer: every pause is let go.
+    assert not events(frames, "listen.turn")
+    ducks = [duck["on"] for duck in events(frames, "playback.duck")]
+    assert ducks == [True, False] * (len(ducks) // 2)
+    assert (await Message.objects.aget(pk=message_id)).status == Message.Status.COMPLETE
+    assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
+
+
+async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
+    conversation, user, handsfree, piper_reply, voices, settings
+):
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = True  # a speaker: the person's voice must come through the canceller
     tab = await connect(conversation, user)
     other_tab = await connect(conversation, user)
     await listen(tab)
-    message_id = await reply_starts(tab, REPLY)
-    # The person talks over the reply, whose echo is still there underneath.
-    echo = audio_samples(voices[REPLY])[: len(voices[OVER]) // 2] * 0.2
-    over = audio_samples(voices[OVER])
-    over[: len(echo)] += echo
-    await talk(tab, silence(0.3) + audio.to_pcm16(over) + silence(1.5), as_spoken=True)
-    frames = await until(tab, lambda e: e["type"] == "reply.done" and e["message_id"] != message_id, seconds=60)
+    await tab.send_json_to({"type": "query", "text": REPLY})
+    # A page with a speaker: the person talks over the reply, whose echo is there underneath (-9 dB).
+    async with asyncio.timeout(90):
+        frames = await play_into_the_microphone(tab, -9, delay=0.08, person=voices[OVER], person_at=2.5)
+    message_id = next(frame[1]["message_id"] for frame in frames if frame[0] == "audio")
+    if not [e for e in events(frames, "reply.done") if e["message_id"] != message_id]:  # the answer to the person
+        frames += await until(tab, lambda e: e["type"] == "reply.done" and e["message_id"] != message_id, 60)
     await tab.disconnect()
     interrupted = await Message.objects.aget(pk=message_id)
     assert interrupted.status == Message.Status.INTERRUPTED and interrupted.heard_ms is not None

@@ -1,0 +1,95 @@
+"""Echo cancellation: the assistant's own voice taken out of the open microphone before the turn detector.
+
+With a speaker instead of a headset the page's playback comes back into its
+microphone. Browsers cancel it only for their own media elements and
+devices, and not at all for many external speakers and Bluetooth or USB
+devices (issue 28 measured fragments of replies stored as questions). The
+server knows every sample it sent the page (the reference) and, from the
+playback estimate (``playback.Playback.sounding``), when each sounds.
+WebRTC's AEC3 (``pywebrtc-audio``) subtracts it: an adaptive filter that
+finds the device's delay itself (up to about 400 ms), with double-talk
+detection so that a person talking over the reply still gets through.
+docs/handsfree.md has the measurements of the cancellers tried.
+
+Clocks: the microphone's samples are mapped to this process's clock by their
+arrival, ``start + n / 16000``, where ``start`` is the earliest plausible start of
+the stream over the last half minute (audio never arrives before it was
+captured, so the smallest ``arrival - n / 16000`` has the least network delay
+in it; a piece much later than that starts the estimate again: the page sent
+nothing for a while). Both estimates err on the same side: a sample is never
+captured after its estimated time, and the page never plays a chunk before
+the server forwards it. So the reference reaches the canceller no later than
+its echo, which is the one way the canceller can follow (it finds the delay,
+up to about 400 ms: the device's, the network's and the page's buffers).
+
+The work runs on the VAD thread, one 10 ms frame at a time (about 1 % of a
+core per open microphone); ``reference`` runs on the event loop, where the
+playback estimate lives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import numpy as np
+
+from ..stt import SAMPLE_RATE
+from .playback import Playback
+
+logger = logging.getLogger(__name__)
+
+FRAME = SAMPLE_RATE // 100  # 10 ms: AEC3's frame
+# The earliest start of the stream is looked for over this many recent pieces (about half a minute).
+START_WINDOW = 300
+# Audio arriving this much later than its place in the stream says: a gap (the page sent nothing meanwhile).
+GAP = 0.5
+
+
+class CancellerFailed(Exception):
+    """The echo canceller could not run: this socket goes on without it."""
+
+
+class EchoCanceller:
+    """One open microphone's echo canceller (not thread-safe: one socket, one thread at a time)."""
+
+    def __init__(self, playback: Playback) -> None:
+        try:
+            from pywebrtc_audio import EchoCanceller as Aec3
+        except ImportError as exc:
+            raise CancellerFailed(f"pywebrtc-audio is not installed: {exc}") from exc
+        self.playback = playback
+        self._aec = Aec3(sample_rate=SAMPLE_RATE, num_channels=1)
+        self._samples = 0  # of the microphone so far
+        self._starts: deque[float] = deque(maxlen=START_WINDOW)
+        self._mic = np.zeros(0, dtype=np.int16)  # less than a frame, kept for the next piece
+        self._far = np.zeros(0, dtype=np.int16)
+
+    def reference(self, pcm: bytes, arrived: float) -> np.ndarray:
+        """What the replies were sounding while ``pcm`` (the next piece of the microphone) was captured.
+
+        On the event loop: the playback estimate changes there.
+        """
+        count = len(pcm) // 2
+        first, self._samples = self._samples, self._samples + count
+        start = arrived - self._samples / SAMPLE_RATE
+        if self._starts and start - min(self._starts) > GAP:
+            self._starts.clear()  # the microphone sent nothing for a while: its samples start later from here
+        self._starts.append(start)
+        start = min(self._starts)
+        return self.playback.sounding(start + first / SAMPLE_RATE, count)
+
+    def clean(self, pcm: bytes, far: np.ndarray) -> bytes:
+        """``pcm`` without the echo of ``far`` (from ``reference``), 10 ms frames at a time; on the VAD thread.
+
+        What is left of a frame waits for the next piece, so the output trails by less than 10 ms.
+        """
+        mic = np.concatenate((self._mic, np.frombuffer(pcm, dtype="<i2")))
+        far = np.concatenate((self._far, far))
+        whole = len(mic) - len(mic) % FRAME
+        self._mic, self._far = mic[whole:], far[whole:]
+        try:
+            out = [self._aec.process(mic[at : at + FRAME], far[at : at + FRAME]) for at in range(0, whole, FRAME)]
+        except Exception as exc:  # a native library: whatever it raises, this socket goes on without it
+            raise CancellerFailed(repr(exc)) from exc
+        return np.concatenate(out).astype("<i2").tobytes() if out else b""

@@ -1,0 +1,103 @@
+"""The echo canceller (``voice.handsfree.canceller``) on synthetic speech: WebRTC's AEC3 for real, no browser."""
+
+import numpy as np
+
+from voice.handsfree.canceller import EchoCanceller
+from voice.handsfree.playback import Playback
+from voice.tests.fast.test_handsfree import Clock
+
+RATE = 16000
+PIECE = 1600  # the microphone's audio comes in 100 ms pieces
+
+
+def speech_like(seconds: float, pitch: float, seed: int) -> np.ndarray:
+    """Voiced syllables: harmonics of a wandering pitch under a 4 Hz envelope, about -20 dBFS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = pitch * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6)), 0, None) ** 0.5
+    return 0.1 * voice * envelope / 2.5
+
+
+def room(reference: np.ndarray, delay: float, gain_db: float) -> np.ndarray:
+    """What a speaker playing ``reference`` puts into the microphone: delayed, quieter, with reverberation."""
+    rng = np.random.default_rng(3)
+    tail = rng.normal(0, 1, int(0.15 * RATE)) * np.exp(-np.arange(int(0.15 * RATE)) / (0.03 * RATE))
+    response = np.concatenate([np.zeros(int(delay * RATE)), [1.0], 0.3 * tail / np.abs(tail).max()])
+    return np.convolve(reference, response)[: len(reference)] * 10 ** (gain_db / 20)
+
+
+def pcm(samples: np.ndarray) -> bytes:
+    return np.clip(samples * 32768, -32768, 32767).astype("<i2").tobytes()
+
+
+def power(samples: np.ndarray) -> float:
+    return float(np.mean(samples.astype(np.float64) ** 2)) + 1e-12
+
+
+def run(mic: np.ndarray, reference: np.ndarray, clock: Clock) -> np.ndarray:
+    """Feed ``mic`` as a socket would (in 100 ms pieces, in real time) with ``reference`` playing from 100 s."""
+    playback = Playback(clock)
+    canceller = EchoCanceller(playback)
+    playback.audio(7, len(reference) / RATE, samples=np.frombuffer(pcm(reference), dtype="<i2"))
+    out = []
+    for at in range(0, len(mic), PIECE):
+        clock.now = 100 + (at + PIECE) / RATE + 0.02  # arrives 20 ms after its last sample was captured
+        piece = pcm(mic[at : at + PIECE])
+        out.append(canceller.clean(piece, canceller.reference(piece, clock.now)))
+    return np.frombuffer(b"".join(out), dtype="<i2").astype(np.float64) / 32768
+
+
+def test_the_replys_echo_is_taken_out_of_the_microphone_and_the_persons_voice_kept():
+    reply = speech_like(10, pitch=120, seed=1)
+    person = np.zeros_like(reply)
+    person[4 * RATE : 7 * RATE] = speech_like(3, pitch=220, seed=2)  # talks over the reply from 4 s to 7 s
+    floor = np.random.default_rng(5).normal(0, 10 ** (-60 / 20), len(reply))
+    echo = room(reply, delay=0.08, gain_db=-9)
+    mic = echo + person + floor
+    out = run(mic, reply, Clock())
+    assert len(out) == len(mic)  # nothing is lost on the way (the last 10 ms wait for the next piece)
+
+    def seconds(a: float, b: float) -> slice:
+        return slice(int(a * RATE), int(b * RATE))
+
+    # Echo alone, once the filter has converged: at least 15 dB of it gone (ERLE; about 20 here).
+    for part in (seconds(2, 4), seconds(8, 10)):
+        assert 10 * np.log10(power(mic[part]) / power(out[part])) >= 15
+    # Double talk: the person's voice comes through (AEC3 lowers it a few dB), far above what is left of the echo.
+    talk = seconds(4.5, 6.5)
+    assert 10 * np.log10(power(out[talk]) / power(person[talk])) >= -8
+    assert 10 * np.log10(power(out[talk]) / power(out[seconds(8, 10)])) >= 15
+
+
+def test_a_microphone_that_paused_sending_is_still_aligned_with_the_reply():
+    clock = Clock()
+    playback = Playback(clock)
+    canceller = EchoCanceller(playback)
+    for n in range(10):  # one second of the microphone, in time
+        clock.now = 100 + (n + 1) * 0.1
+        canceller.reference(bytes(2 * PIECE), clock.now)
+    clock.now = 105  # the page sent nothing for four seconds; then the reply starts, and so does the microphone
+    playback.audio(7, 1.0, samples=np.full(RATE, 1000, dtype="<i2"))
+    clock.now = 105.3
+    far = canceller.reference(bytes(2 * PIECE), clock.now)
+    assert far.any()  # what plays from 105 s: the microphone's samples are placed after the gap, not before it
+
+
+def test_the_reference_is_silent_while_the_reply_is_paused_and_its_rest_plays_after():
+    clock = Clock()
+    playback = Playback(clock)
+    ramp = np.arange(1, 2 * RATE + 1, dtype=np.int32).astype("<i2")  # two seconds, each sample its own value
+    playback.audio(7, 2.0, samples=ramp)
+    clock.now = 101  # one second in: paused for half a second
+    playback.pause(7)
+    assert not playback.sounding(101.1, 1600).any()
+    clock.now = 101.5
+    playback.resume(7)
+    after = playback.sounding(101.5, 1600)
+    assert after[0] == ramp[RATE] and (after == ramp[RATE : RATE + 1600]).all()  # from where it paused
+    assert (playback.sounding(100.5, 1600) == ramp[RATE // 2 : RATE // 2 + 1600]).all()  # before: unchanged
+    playback.stopped(7)
+    assert not playback.sounding(101.6, 1600).any()
