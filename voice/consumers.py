@@ -362,8 +362,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if event.get("origin") == self.channel_name:  # the page plays the replies it asked for
             header = chunk.header
             seconds = chunk_seconds(header, chunk.data)
-            # Its sound too, while the microphone is open: the echo canceller's reference.
-            samples = chunk_samples(header, chunk.data) if self.handsfree is not None else None
+            # Its sound too, while an echo canceller listens: its reference.
+            listening = self.handsfree is not None and self.handsfree.canceller is not None
+            samples = chunk_samples(header, chunk.data) if listening else None
             self.playback.audio(header["message_id"], seconds, header["text_start"], header["text_end"], samples)
         if self.base64_audio:
             await self.send_json(chunk.base64_event())

@@ -51,7 +51,7 @@ def env_name(name: str, *old_names: str) -> str:
 
 
 # Local state (SQLite file, generated secret key, uploaded audio) lives here.
-DATA_DIR = Path(os.environ.get("DJANGO_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR = Path(os.environ.get("DJANGO_DATA_DIR") or BASE_DIR / "var")  # empty: the default, not the current folder
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 

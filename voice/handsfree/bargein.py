@@ -112,14 +112,15 @@ class BargeIn:
         """Past the rate limit: the turn is not listened to, and the reply goes on."""
         return self.onset_faded()
 
-    def partial(self, hold: Hold, text: str) -> list[Action]:
-        if hold.paused is None or hold.stopped:
+    def partial(self, hold: Hold | None, text: str) -> list[Action]:
+        if hold is None or hold.paused is None or hold.stopped:
             return []
         if self._meaning(hold, text) in (Meaning.COMMAND, Meaning.SPEECH):
             return self._stop(hold)
         return []
 
-    def final(self, hold: Hold, text: str) -> list[Action]:
+    def final(self, hold: Hold | None, text: str) -> list[Action]:
+        hold = hold or Hold(self.playback.clock())  # a turn whose start went wrong holds nothing
         meaning = self._meaning(hold, text)
         if meaning is Meaning.NOTHING:
             return self.give_up(hold, DiscardReason.NOISE)

@@ -79,6 +79,10 @@ class EchoCanceller:
         start = min(self._starts)
         return self.playback.sounding(start + first / SAMPLE_RATE, count)
 
+    def skipped(self, pcm: bytes) -> None:
+        """``pcm`` was captured but dropped (it came too fast): the stream's clock counts it all the same."""
+        self._samples += len(pcm) // 2
+
     def clean(self, pcm: bytes, far: np.ndarray) -> bytes:
         """``pcm`` without the echo of ``far`` (from ``reference``), 10 ms frames at a time; on the VAD thread.
 

@@ -98,6 +98,7 @@ class Turn:
     refused: bool = False  # past the rate limit: heard to its end, but nothing is done with it
     hold: Hold | None = None  # what it holds of the playing reply (``bargein``)
     partial: asyncio.Task | None = None  # the latest partial transcription
+    partial_due: SpeechGoesOn | None = None  # the turn so far, waiting for the transcriber to be free
     partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
     eager: asyncio.Task | None = None  # the speculative final transcription
     eager_voiced: int = -1
@@ -142,6 +143,8 @@ class HandsFreeSession:
             raise BadAudio("PCM16 frames must hold whole samples (an even number of bytes).")
         ahead = settings.VOICE_HANDSFREE_AHEAD_SECONDS
         if self.detector.seconds + len(pcm) / (2 * SAMPLE_RATE) > time.monotonic() - self._began + ahead:
+            if self.canceller is not None:
+                self.canceller.skipped(pcm)  # captured all the same: the samples after it come later
             if not self._too_fast_told:
                 self._too_fast_told = True
                 raise protocol.ProtocolError(
@@ -167,6 +170,7 @@ class HandsFreeSession:
                 await self._ended(event)
         if self.turn is not None:
             self.last_speech = self.detector.seconds
+            self._maybe_partial()
         elif self.detector.seconds - self.last_speech > settings.VOICE_HANDSFREE_IDLE_MINUTES * 60:
             await self.close()
             await self.host.listening_ended(protocol.ListenOff.IDLE)
@@ -241,10 +245,16 @@ class HandsFreeSession:
         await self._carry_out(actions, turn)
 
     def _partial(self, going_on: SpeechGoesOn) -> None:
+        if not self.turn.refused:
+            self.turn.partial_due = going_on  # the newest replaces one still waiting
+
+    def _maybe_partial(self) -> None:
+        """Start the partial that is due, unless another pass runs or a final one waits (finals first)."""
         turn = self.turn
-        # Not while another pass runs or a final one waits: finals first.
-        if turn.refused or (turn.partial is not None and not turn.partial.done()) or transcription().waiting:
+        going_on = turn.partial_due
+        if going_on is None or (turn.partial is not None and not turn.partial.done()) or transcription().waiting:
             return
+        turn.partial_due = None
         turn.partial_voiced = going_on.voiced
         turn.partial = self._spawn(transcription().transcribe(going_on.audio, self.language))
         self._spawn(self._show_partial(turn, turn.partial))
@@ -265,6 +275,7 @@ class HandsFreeSession:
         if turn.refused:
             return
         turn.eager_voiced = quiet.voiced
+        turn.partial_due = None  # the final pass starts now: a partial started in a pause would hold it up
         if turn.partial is not None and turn.partial_voiced == turn.eager_voiced:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:

@@ -13,8 +13,10 @@ conversation is in a slot or here, never both.
 Behind it, ``StateFiles`` keeps states on disk (VOICE_LLM_STATE_DISK_MB): what
 the memory store evicts, and, when the engine closes (a restart), every
 memory it holds. A process reads the files' tokens when it starts, so the
-conversations of a restarted server, or of another worker on the same data
-directory, resume without reading their history again.
+conversations of a restarted server resume without reading their history
+again (so do those of the workers that wrote there before it started; files
+written later by another process are not seen, and each process bounds its
+own).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import shutil
 import struct
+import time
 import uuid
 from array import array
 from collections import OrderedDict
@@ -37,6 +40,8 @@ from .reuse import Reuse
 logger = logging.getLogger(__name__)
 
 Plan = Callable[[Sequence[int], Sequence[int]], Reuse]
+# A ".part" file this old is a write that never finished, not one another process is making.
+STALE_PART_SECONDS = 600
 K = TypeVar("K")
 
 
@@ -135,11 +140,21 @@ class StateFiles:
         self._index: OrderedDict[str, tuple[list[int], list[int], int]] = OrderedDict()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            paths = sorted(self.directory.glob("*" + self.SUFFIX), key=lambda p: p.stat().st_mtime)
+            found = list(self.directory.iterdir())
         except OSError as exc:
             self._failed("open", exc)
-            paths = []
-        for path in paths:
+            found = []
+        paths = []
+        for path in found:
+            try:
+                changed = path.stat().st_mtime
+            except OSError:
+                continue  # taken or evicted by another process meanwhile
+            if path.suffix == self.SUFFIX:
+                paths.append((changed, path))
+            elif path.suffix == ".part" and time.time() - changed > STALE_PART_SECONDS:
+                _remove(path)  # a write cut short (the process was killed while saving)
+        for _changed, path in sorted(paths):
             try:
                 with path.open("rb") as file:
                     tokens, positions = self._read_header(file)
@@ -166,6 +181,7 @@ class StateFiles:
         path = self.directory / name
         part = path.with_suffix(".part")
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)  # it may have been removed meanwhile
             with part.open("wb") as file:
                 file.write(self.MAGIC + struct.pack("<I", len(state.tokens)))
                 file.write(array("i", state.tokens).tobytes() + array("i", state.positions).tobytes())

@@ -4,6 +4,10 @@ The real engine runs these against llama.cpp in models/test_memory.py; here the
 rules themselves, without a model.
 """
 
+import os
+import shutil
+import time
+
 from voice.responders.base import drop_oldest_turn
 from voice.responders.batching import BatchEngine
 from voice.responders.reuse import MIN_SHIFTED_TOKENS, Reuse, common_prefix, plan
@@ -198,3 +202,15 @@ def test_a_prompt_keeps_exactly_the_most_recent_turns_that_fit():
             candidates.append(shorter)
         fitting = [c for c in candidates if len(engine._tokens(c)) <= engine.prompt_limit]
         assert kept == (fitting[0] if fitting else candidates[-1])
+
+
+def test_writes_cut_short_are_cleared_and_a_removed_folder_is_made_again(tmp_path):
+    old, fresh = tmp_path / "old.part", tmp_path / "fresh.part"
+    old.write_bytes(b"half a state")
+    fresh.write_bytes(b"another process is writing this")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    files = StateFiles(tmp_path, limit_bytes=1000)
+    assert not old.exists() and fresh.exists()  # only a write nobody finished is removed
+    shutil.rmtree(tmp_path)  # another process (another model) removed the folder
+    files.put(state(SYSTEM + turn(1)))
+    assert len(files) == 1 and len(list(tmp_path.glob("*.state"))) == 1
