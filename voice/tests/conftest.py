@@ -31,6 +31,10 @@ settings.VOICE_WARM_UP = False
 # Synthesis in threads of the test process: test engines share state with the
 # test (a gate it opens). The process pool has tests of its own.
 settings.VOICE_TTS_PROCESSES = 0
+# The test process's model keeps no memories on disk: one pass of the suite would hand the next (the same
+# conversations, in the same data directory) memories it must read itself. The tests of the disk store pass
+# it a folder of their own; the deployments of services/ have their own data directory.
+settings.VOICE_LLM_STATE_DISK_MB = 0
 # Test users' passwords are hashed in microseconds, not Django's deliberate ~0.3 s (PBKDF2, a million
 # rounds): the suite creates and logs in users by the hundred. The deployments of services/ and browser/
 # (servers.Site) keep the real hasher.
