@@ -125,22 +125,18 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(
     assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
 
 
-async def play_into_the_microphone(
-    tab, gain_db: float, delay: float, after: float = 1.5, person: bytes = b"", person_at: float = 0.0
-) -> list[tuple]:
+async def play_into_the_microphone(tab, gain_db: float, delay: float, after: float = 1.5) -> list[tuple]:
     """Be a page with a speaker: play the reply as player.js does and send what its microphone hears.
 
     Chunks play gaplessly from their arrival (or the end of the one before), pausing while ``playback.duck``
     says so; the microphone hears the speaker ``gain_db`` quieter and ``delay`` late over a -60 dBFS noise
-    floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end. ``person``
-    talks into it too, from ``person_at`` seconds after the reply began to sound. Returns the frames received.
+    floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end. Returns the
+    frames received.
     """
-    voice = np.zeros(round(person_at * 16000), np.float32)
-    voice = np.concatenate((voice, audio_samples(person), np.zeros(round(after * 16000), np.float32)))
     frames, queued, speaker = [], np.zeros(0, np.float32), np.zeros(round(delay * 16000), np.float32)
     rng = np.random.default_rng(11)
     playhead, began, paused, done, n, reply = 0, None, False, False, 0, None
-    while not (done and playhead >= len(queued) + after * 16000 and n * 1600 >= len(voice)):
+    while not (done and playhead >= len(queued) + after * 16000):
         while not tab.output_queue.empty():
             frame = await receive_frame(tab)
             frames.append(frame)
@@ -167,8 +163,6 @@ async def play_into_the_microphone(
             playhead += 1600
         speaker = np.concatenate((speaker, sound))
         heard = speaker[n * 1600 : (n + 1) * 1600] * 10 ** (gain_db / 20) + rng.normal(0, 1e-3, 1600)
-        said = voice[n * 1600 : (n + 1) * 1600]
-        heard[: len(said)] += said
         n += 1
         await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))  # captured: now it can be sent
         await tab.send_to(bytes_data=audio.to_pcm16(heard))
