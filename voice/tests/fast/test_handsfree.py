@@ -1,5 +1,6 @@
 """Hands-free mode's pure parts: the end-of-turn rule, the echo judge, the playback estimate, the wire."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from voice import audio, protocol
 from voice.handsfree.bargein import only_commands
+from voice.handsfree.completeness import Judgement, Verdict, judge
 from voice.handsfree.detector import (
     OnsetFaded,
     SpeechGoesOn,
@@ -89,6 +91,107 @@ def test_quiet_windows_never_reach_the_model_and_reset_it():
     detector = TurnDetector(Script(), OPTIONS, on_gate=lambda: resets.append(1))
     assert feed(detector, quiet(100)) == []
     assert detector.windows == 0 and resets == [1] and detector.seconds == pytest.approx(3.2)
+
+
+JUDGED = replace(OPTIONS, end_silence_ms=320, complete_silence_ms=128, unfinished_silence_ms=640)
+
+
+def judged_turn(verdict: Verdict | None, silence_before: int, *, resume: bool = False) -> list:
+    """A turn, ``silence_before`` windows of silence, the words judged ``verdict``, then more silence."""
+    tail = [0.9, 0.9, 0.1, 0.1] if resume else []  # speech again, and silence long enough to be a new quiet
+    script = Script(*[0.9] * 3, *[0.1] * silence_before, *tail, *[0.1] * 40)
+    detector = TurnDetector(script, JUDGED)
+    found = feed(detector, loud(3 + silence_before + len(tail)), piece=WINDOW_BYTES)
+    quiet_at = next(e for e in found if isinstance(e, SpeechQuiet))
+    if verdict is not None:
+        found += detector.judged(quiet_at, verdict)
+    for _ in range(40):
+        if isinstance(found[-1], TurnEnded):
+            break
+        found += detector.feed(loud(1))
+    return found
+
+
+def silence_ms(found: list) -> float:
+    """The silence after the last voiced window when the turn ended."""
+    ended = found[-1]
+    assert isinstance(ended, TurnEnded)
+    last_speech = [e for e in found if isinstance(e, SpeechStarted | SpeechResumed)][-1]
+    return round((ended.at - last_speech.at) * 1000)
+
+
+def test_finished_words_end_the_turn_sooner_and_broken_ones_later():
+    assert silence_ms(judged_turn(None, 2)) == 320  # unjudged: the default silence
+    assert silence_ms(judged_turn(Verdict.UNSURE, 2)) == 320
+    assert silence_ms(judged_turn(Verdict.COMPLETE, 2)) == 128  # judged early: waits for the shorter silence
+    assert silence_ms(judged_turn(Verdict.UNFINISHED, 2)) == 640
+    # Judged after the shorter silence already passed: the turn ends at once, with the judgement.
+    found = judged_turn(Verdict.COMPLETE, 6)
+    assert silence_ms(found) == 6 * 32 and len([e for e in found if isinstance(e, TurnEnded)]) == 1
+
+
+def test_a_judgement_of_words_that_went_on_changes_nothing():
+    # The person spoke again after the quiet that was judged: that silence is over, and so is its judgement.
+    found = judged_turn(Verdict.COMPLETE, 3, resume=True)
+    assert [type(e) for e in found][-4:] == [SpeechQuiet, SpeechResumed, SpeechQuiet, TurnEnded]
+    ended, resumed = found[-1], found[-3]
+    assert round((ended.at - resumed.at) * 1000) == 320 + 32
+
+
+def test_without_judging_every_turn_waits_the_default_silence():
+    script = Script(*[0.9] * 3, *[0.1] * 40)
+    detector = TurnDetector(script, replace(JUDGED, complete_silence_ms=0))
+    found = feed(detector, loud(5), piece=WINDOW_BYTES)
+    assert detector.judged(found[-1], Verdict.COMPLETE) == []
+    found += feed(detector, loud(20), piece=WINDOW_BYTES)
+    assert silence_ms(found) == 320
+
+
+class SentenceModel:
+    """A language model's two probabilities, from a table; remembers what it was asked."""
+
+    def __init__(self, **table: tuple[float, float]) -> None:
+        self.table = table
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, words: str, closing: str) -> tuple[float, float]:
+        self.asked.append((words, closing))
+        return self.table.get(re.sub(r"\W", "_", words), (0.0, 0.0))
+
+
+@pytest.mark.parametrize(
+    "text, verdict",
+    [
+        ("What's the capital of France?", Verdict.COMPLETE),  # the model: a sentence ends there (0.88)
+        ("Tell me about the history of.", Verdict.UNFINISHED),  # the model: it goes on (0.002)
+        ("How are you?", Verdict.UNSURE),  # the model would go on, but the question mark ends the message
+        ("Remind me to call.", Verdict.UNSURE),  # in between: the default silence
+        ("So I was wondering if...", Verdict.UNFINISHED),  # Whisper heard it trail off: no model needed
+        ("I need to buy some,", Verdict.UNFINISHED),
+        ("and then", Verdict.UNFINISHED),  # no closing mark at all
+        ("", Verdict.UNSURE),
+    ],
+)
+def test_how_finished_words_sound(text, verdict):
+    model = SentenceModel(
+        What_s_the_capital_of_France=(0.88, 0.48),
+        Tell_me_about_the_history_of=(0.002, 0.0),
+        How_are_you=(0.003, 0.27),
+        Remind_me_to_call=(0.08, 0.12),
+    )
+    assert judge(text, model).verdict is verdict
+
+
+def test_the_model_reads_the_words_without_their_last_marks():
+    model = SentenceModel(What_s_the_capital_of_France=(0.88, 0.48))
+    assert judge(" What's the capital of France?\" ", model) == Judgement(Verdict.COMPLETE, 0.88, 0.48)
+    assert judge("Remind me to call.", model).verdict is Verdict.UNFINISHED
+    assert model.asked == [("What's the capital of France", "?"), ("Remind me to call", "")]
+
+
+def test_without_a_model_punctuation_alone_never_ends_a_turn_sooner():
+    assert judge("What's the capital of France?", None) == Judgement(Verdict.UNSURE)
+    assert judge("So I was wondering if...", None) == Judgement(Verdict.UNFINISHED)
 
 
 def test_a_turn_past_the_longest_utterance_ends_as_too_long():

@@ -9,6 +9,7 @@ import pytest
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
 from voice.handsfree.playback import chunk_samples
+from voice.metrics import TURN_VERDICTS
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 
@@ -20,11 +21,12 @@ FIRST = "What time does the library close on Saturday?"
 SECOND = "Should I take an umbrella with me?"
 REPLY = "Tomorrow will be sunny and warm in the afternoon, with a light breeze from the west."
 OVER = "Wait, tell me about the weekend in London instead."
+BROKEN, REST = "I need to buy some", "milk and eggs for the birthday cake."
 
 
 @pytest.fixture(scope="module")
 def voices() -> dict[str, bytes]:
-    return {text: spoken(text) for text in (FIRST, SECOND, OVER, REPLY)}
+    return {text: spoken(text) for text in (FIRST, SECOND, OVER, REPLY, BROKEN, REST)}
 
 
 @pytest.fixture
@@ -74,6 +76,45 @@ async def test_two_questions_with_a_pause_are_two_turns_and_two_replies(
     assert all(m.audio_format == "wav" and 1000 < m.duration_ms < 5000 for m in stored)
     finals = [t for t in events(frames, "transcript") if t["final"]]
     assert [t["turn_id"] for t in finals] == started
+
+
+async def test_finished_words_end_the_turn_sooner_and_broken_ones_wait_longer(
+    conversation, user, tone_engine, handsfree, settings, voices
+):
+    settings.VOICE_HANDSFREE_END_SILENCE_MS = 1500  # the default silence, longer than the pause in the sentence
+    settings.VOICE_HANDSFREE_UNFINISHED_SILENCE_MS = 5000
+    settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS = 400
+    tab = await connect(conversation, user)
+    await listen(tab)
+    # A pause of 2 s in the middle of a sentence ("I need to buy some." is one the model would go on), and after
+    # its end 1.2 s of silence, then no more audio: only a turn judged finished can end before 1.5 s of it.
+    verdicts = {verdict: TURN_VERDICTS.labels(verdict)._value.get() for verdict in ("complete", "unfinished")}
+    broken = voices[BROKEN] + silence(2.0) + voices[REST]
+    await talk(tab, silence(0.5) + broken + silence(1.2), as_spoken=True)
+    frames = await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
+    await tab.disconnect()
+    phases = [t["phase"] for t in events(frames, "listen.turn")]
+    assert phases == ["speaking", "ended"]
+    [stored] = await queries(conversation)  # one question, both halves of it
+    assert word_error_rate([f"{BROKEN} {REST}"], [stored.text]) <= 0.2, stored.text
+    # /metrics counts the verdicts.
+    assert all(TURN_VERDICTS.labels(verdict)._value.get() > before for verdict, before in verdicts.items())
+
+
+def test_the_bundled_model_hears_whether_a_sentence_is_finished():
+    from voice.handsfree.completeness import Verdict, judge, sentence_model
+
+    model = sentence_model()
+    assert model is not None
+    # Far from the thresholds (0.2 and 0.01) on this machine: 0.88, 0.73, 0.60; 0.001, 0.0002.
+    for finished in (
+        "What is the capital of France?",
+        "Tell me about the history of the Roman Empire, please.",
+        "What time does the library close on Saturday?",
+    ):
+        assert judge(finished, model).verdict is Verdict.COMPLETE, finished
+    for broken in ("I need to buy some.", "Could you please."):
+        assert judge(broken, model).verdict is Verdict.UNFINISHED, broken
 
 
 async def test_noise_and_clicks_store_nothing(conversation, user, tone_engine, handsfree):
