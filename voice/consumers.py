@@ -143,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.Query: self.on_query,
                 protocol.Cancel: self.on_cancel,
                 protocol.Heard: self.on_heard,
+                protocol.PlaybackPosition: self.on_playback_position,
                 protocol.SpeechStart: self.on_speech_start,
                 protocol.SpeechEnd: self.on_speech_end,
                 protocol.SpeechCancel: self.on_speech_cancel,
@@ -192,6 +193,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """A tab stopped playing a reply early (another tab interrupted it): how much it heard."""
         self.playback.stopped(event.message_id)
         await self.turns.heard(event.message_id, event.heard_ms, Message.Status.INTERRUPTED)
+
+    async def on_playback_position(self, event: protocol.PlaybackPosition) -> None:
+        """Where this tab's playback is, for the echo canceller: no database, nothing sent back."""
+        if self.handsfree is not None:
+            self.handsfree.position(event.message_id, event.played_ms, event.mic_samples)
 
     # --- Voice input -------------------------------------------------------
     async def on_speech_start(self, event: protocol.SpeechStart) -> None:

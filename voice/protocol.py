@@ -194,6 +194,28 @@ class Heard(ClientEvent):
 
 
 @dataclass(frozen=True)
+class PlaybackPosition(ClientEvent):
+    """Hands-free, while a reply sounds in this tab: how much of it had played when the microphone had sent
+    ``mic_samples`` since ``listen.start``. The echo canceller lines the reply up with the microphone by it."""
+
+    type: ClassVar[str] = "playback.position"
+    message_id: int
+    played_ms: int
+    mic_samples: int
+
+    @classmethod
+    def from_event(cls, event: dict) -> PlaybackPosition:
+        message_id = _optional_id(event)
+        played_ms = _optional_heard_ms({"heard_ms": event.get("played_ms")})
+        mic_samples = event.get("mic_samples")
+        if message_id is None or played_ms is None:
+            raise ProtocolError("bad_event", '"playback.position" needs "message_id" and "played_ms".')
+        if isinstance(mic_samples, bool) or not isinstance(mic_samples, int) or not 0 <= mic_samples < 2**53:
+            raise ProtocolError("bad_event", '"mic_samples" must be the number of samples sent since listen.start.')
+        return cls(message_id, played_ms, mic_samples)
+
+
+@dataclass(frozen=True)
 class SpeechStart(ClientEvent):
     """An utterance begins: binary frames of 16 kHz mono PCM16 follow. It interrupts, as a query does."""
 
@@ -267,7 +289,18 @@ class ListenStop(ClientEvent):
 
 
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
-    event.type: event for event in (Query, Cancel, Heard, SpeechStart, SpeechEnd, SpeechCancel, ListenStart, ListenStop)
+    event.type: event
+    for event in (
+        Query,
+        Cancel,
+        Heard,
+        PlaybackPosition,
+        SpeechStart,
+        SpeechEnd,
+        SpeechCancel,
+        ListenStart,
+        ListenStop,
+    )
 }
 
 

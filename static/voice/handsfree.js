@@ -11,7 +11,7 @@ import { ensureConversation, offerAgain, titleFrom } from "./composer.js";
 import { conversationNamed } from "./conversations.js";
 import { Microphone, micProblem, micUnavailable, showLevel } from "./mic.js";
 import { announce, chat, follower, keepLast, list, showError } from "./page.js";
-import { heardEvent, listenStartEvent, listenStopEvent } from "./protocol.js";
+import { heardEvent, listenStartEvent, listenStopEvent, playbackPositionEvent } from "./protocol.js";
 import { session } from "./session.js";
 import { connection } from "./socket.js";
 import { interruptPlayback, player } from "./speaking.js";
@@ -48,6 +48,7 @@ let startSent = false; // listen.start went on this socket: the microphone's fra
 let serverListening = false; // the server said it listens (listen.state listening)
 let stopsUnanswered = 0; // listen.stop sent on this socket whose "off" has not come back
 let lastFrameAt = -Infinity;
+let samplesSent = 0; // since listen.start: the server places its echo canceller's reference by it
 let created = false; // the conversation was made for this mode: its first stored turn names it
 let listenErrorShown = false; // the server's own words about a refused listen.start are on the error line
 const turns = new Map(); // turn_id -> {id, phase, item, text, final}: shown, not stored yet
@@ -65,6 +66,7 @@ window.voiceHandsFree = {
   ducked: [],
   transcripts: [],
   bytesSent: 0,
+  positionsSent: 0,
   level: 0,
 };
 
@@ -99,13 +101,24 @@ function level(rms) {
 function sendStart() {
   if (startSent || !wanted || !micOpen) return;
   startSent = connection.send(listenStartEvent()); // if the socket is down, on its return (resumeHandsFree)
+  samplesSent = 0;
 }
 
-/** Live audio: sent while the socket is open and listening, dropped (never queued) while it is not. */
+/**
+ * Live audio: sent while the socket is open and listening, dropped (never queued) while it is not. While a
+ * reply sounds, each frame is followed by where its playback is: the frame has just left the microphone, so
+ * the two are read at one moment, and the server's echo canceller lines the reply up with the microphone.
+ */
 function sendFrame(pcm) {
   if (!startSent || !connection.send(pcm)) return;
   lastFrameAt = performance.now();
   window.voiceHandsFree.bytesSent += pcm.byteLength;
+  samplesSent += pcm.byteLength / 2;
+  const playing = player.playingMessageId;
+  if (playing != null && player.duckedId === null) {
+    connection.send(playbackPositionEvent(playing, player.heardMs(playing), samplesSent));
+    window.voiceHandsFree.positionsSent += 1;
+  }
 }
 
 /** The button: the microphone opens (inside the gesture), the conversation is made if need be, listen.start. */

@@ -58,6 +58,11 @@ export function heardEvent(interrupted) {
   return frame(CLIENT.HEARD, interrupted);
 }
 
+/** Hands-free: reply ``messageId`` had played ``playedMs`` when the microphone had sent ``micSamples`` (echo canceller). */
+export function playbackPositionEvent(messageId, playedMs, micSamples) {
+  return frame(CLIENT.PLAYBACK_POSITION, { message_id: messageId, played_ms: playedMs, mic_samples: micSamples });
+}
+
 /** An utterance starts (audio frames follow); like a query, it interrupts the reply being spoken. */
 export function speechStartEvent(interrupted = null) {
   return frame(CLIENT.SPEECH_START, { format: SPEECH_FORMAT, sample_rate: SPEECH_RATE, ...interrupted });

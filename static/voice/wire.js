@@ -6,6 +6,7 @@ export const CLIENT = Object.freeze({
   QUERY: "query",
   CANCEL: "cancel",
   HEARD: "heard",
+  PLAYBACK_POSITION: "playback.position",
   SPEECH_START: "speech.start",
   SPEECH_END: "speech.end",
   SPEECH_CANCEL: "speech.cancel",

@@ -11,7 +11,13 @@ finds the device's delay itself (up to about 400 ms), with double-talk
 detection so that a person talking over the reply still gets through.
 docs/handsfree.md has the measurements of the cancellers tried.
 
-Clocks: the microphone's samples are mapped to this process's clock by their
+Clocks: the page says where its playback is (``playback.position``: how much
+of the reply had played when its microphone had sent so many samples), which
+places the microphone's samples on the playback estimate's clock (``anchor``),
+less ``LEAD``: the page reports right after a frame leaves its microphone,
+so little is held back, and the reference must never come after its echo. Without
+it (an old page, a lost message; said once in the logs) the samples are
+mapped to this process's clock by their
 arrival, ``start + n / 16000``, where ``start`` is the earliest plausible start of
 the stream over the last half minute (audio never arrives before it was
 captured, so the smallest ``arrival - n / 16000`` has the least network delay
@@ -44,6 +50,12 @@ FRAME = SAMPLE_RATE // 100  # 10 ms: AEC3's frame
 START_WINDOW = 300
 # Audio arriving this much later than its place in the stream says: a gap (the page sent nothing meanwhile).
 GAP = 0.5
+# The reference, placed by the page's position, comes this much before the sound it caused (see above). Small:
+# in the simulated room a reference 180 ms ahead of its echo (100 ms here, 80 ms of room) let a fragment through
+# at -9 dB while AEC3 looked for the delay; 110 ms did not.
+LEAD = 0.03
+# Seconds of a reply's sound without a position from the page before the fallback is logged.
+UNPLACED = 2.0
 
 
 class CancellerFailed(Exception):
@@ -64,6 +76,22 @@ class EchoCanceller:
         self._starts: deque[float] = deque(maxlen=START_WINDOW)
         self._mic = np.zeros(0, dtype=np.int16)  # less than a frame, kept for the next piece
         self._far = np.zeros(0, dtype=np.int16)
+        self._anchored: float | None = None  # where the page's position puts the microphone's first sample
+        self._unplaced = 0  # samples of reference sound since the stream began, while the page placed none
+
+    @property
+    def placed_by_page(self) -> bool:
+        return self._anchored is not None
+
+    def anchor(self, mic_samples: int, at: float) -> bool:
+        """The page's microphone had sent ``mic_samples`` when the playback estimate's ``at`` sounded.
+
+        Refused (False) for a count the microphone has not sent: it would put the reply after its echo.
+        """
+        if mic_samples > self._samples + GAP * SAMPLE_RATE:
+            return False
+        self._anchored = at - mic_samples / SAMPLE_RATE - LEAD
+        return True
 
     def reference(self, pcm: bytes, arrived: float) -> np.ndarray:
         """What the replies were sounding while ``pcm`` (the next piece of the microphone) was captured.
@@ -76,8 +104,13 @@ class EchoCanceller:
         if self._starts and start - min(self._starts) > GAP:
             self._starts.clear()  # the microphone sent nothing for a while: its samples start later from here
         self._starts.append(start)
-        start = min(self._starts)
-        return self.playback.sounding(start + first / SAMPLE_RATE, count)
+        start = min(self._starts) if self._anchored is None else self._anchored
+        far = self.playback.sounding(start + first / SAMPLE_RATE, count)
+        if self._anchored is None and self._unplaced <= UNPLACED * SAMPLE_RATE and far.any():
+            self._unplaced += count
+            if self._unplaced > UNPLACED * SAMPLE_RATE:
+                logger.info("This page sends no playback position: the echo canceller goes by arrival times")
+        return far
 
     def skipped(self, pcm: bytes) -> None:
         """``pcm`` was captured but dropped (it came too fast): the stream's clock counts it all the same."""

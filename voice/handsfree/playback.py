@@ -117,6 +117,20 @@ class Playback:
         start = max(now, reply.ends)
         reply.chunks.append(PlayedChunk(start, start + seconds, text_start, text_end, samples))
 
+    def time_of(self, message_id: int, played_ms: int) -> float | None:
+        """When, by the estimate, reply ``message_id`` sounds its audio at ``played_ms``; None if it has no such."""
+        for reply in self._replies:
+            if reply.message_id != message_id:
+                continue
+            if reply.paused_at is not None or reply.stopped:
+                return None  # the estimate holds it still: where it would be is not a time
+            left = played_ms / 1000
+            for chunk in reply.chunks:
+                if left <= chunk.end - chunk.start:
+                    return chunk.start + left
+                left -= chunk.end - chunk.start
+        return None
+
     def pause(self, message_id: int) -> None:
         """The page pauses the reply now (``playback.duck``): nothing more of it is heard until ``resume``."""
         reply = self._reply(message_id)

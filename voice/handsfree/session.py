@@ -182,6 +182,14 @@ class HandsFreeSession:
             elif isinstance(event, TurnEnded):
                 await self._ended(event)
 
+    def position(self, message_id: int, played_ms: int, mic_samples: int) -> None:
+        """The page's playback position (``playback.position``): the echo canceller lines up by it."""
+        if self.canceller is None:
+            return
+        at = self.playback.time_of(message_id, played_ms)
+        if at is not None:
+            self.canceller.anchor(mic_samples, at)
+
     async def close(self) -> None:
         """Stop listening. A turn not yet ended is dropped; one that ended is still stored and answered."""
         self.closed = True

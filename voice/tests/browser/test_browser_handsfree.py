@@ -202,6 +202,10 @@ def test_the_assistants_own_voice_neither_interrupts_it_nor_asks_anything(microp
     assert set(discarded.values()) <= {"echo"}
     assert {t["turn_id"] for t in turns if t["phase"] == "speaking"} == set(discarded)
     assert page.locator(f'[data-message-id="{reply}"]').get_attribute("data-status") == "complete"
+    # While the reply sounded, each microphone frame was followed by where playback stood (for the server's
+    # echo canceller), and the server took them: no error came back.
+    assert page.evaluate("window.voiceHandsFree.positionsSent") >= 10
+    assert page.locator("#chat-error-text").text_content() == ""
 
 
 @pytest.mark.parametrize("microphone", ["noise"], indirect=True)

@@ -1,8 +1,11 @@
 """The echo canceller (``voice.handsfree.canceller``) on synthetic speech: WebRTC's AEC3 for real, no browser."""
 
-import numpy as np
+import logging
 
-from voice.handsfree.canceller import EchoCanceller
+import numpy as np
+import pytest
+
+from voice.handsfree.canceller import LEAD, EchoCanceller
 from voice.handsfree.playback import Playback
 from voice.tests.fast.test_handsfree import Clock
 
@@ -101,3 +104,61 @@ def test_the_reference_is_silent_while_the_reply_is_paused_and_its_rest_plays_af
     assert (playback.sounding(100.5, 1600) == ramp[RATE // 2 : RATE // 2 + 1600]).all()  # before: unchanged
     playback.stopped(7)
     assert not playback.sounding(101.6, 1600).any()
+
+
+def late_microphone(clock: Clock, canceller: EchoCanceller, seconds: float) -> None:
+    """``seconds`` of the microphone, each piece arriving 0.4 s after it was captured (a slow network)."""
+    for n in range(round(seconds * 10)):
+        clock.now = 100 + (n + 1) * 0.1 + 0.4
+        canceller.reference(bytes(2 * PIECE), clock.now)
+
+
+def test_the_pages_position_places_the_reply_on_the_microphones_samples():
+    clock = Clock()
+    playback = Playback(clock)
+    canceller = EchoCanceller(playback)
+    ramp = np.arange(1, 3 * RATE + 1, dtype=np.int32).astype("<i2")  # each sample its own value
+    playback.audio(7, 3.0, samples=ramp)
+    late_microphone(clock, canceller, 1.0)
+    # By arrival, the microphone's sample 16000 (one second in) is placed at 1.4 s of the reply.
+    assert not canceller.placed_by_page
+    # The page: when its microphone had sent one second, the reply had played 1.2 s.
+    assert canceller.anchor(RATE, playback.time_of(7, 1200))
+    far = canceller.reference(bytes(2 * PIECE), clock.now + 0.1)
+    at = round((1.2 - LEAD) * RATE)  # a little ahead of its echo, never behind it
+    assert canceller.placed_by_page and (far == ramp[at : at + PIECE]).all()
+    # A count the microphone never sent is refused: it would put the reply after its echo.
+    assert not canceller.anchor(10 * RATE, playback.time_of(7, 1200))
+    assert (canceller.reference(bytes(2 * PIECE), clock.now + 0.2) == ramp[at + PIECE : at + 2 * PIECE]).all()
+
+
+def test_a_position_is_found_in_a_reply_that_paused():
+    clock = Clock()
+    playback = Playback(clock)
+    playback.audio(7, 2.0, samples=np.ones(2 * RATE, dtype="<i2"))
+    clock.now = 100.5
+    playback.pause(7)
+    assert playback.time_of(7, 400) is None  # held still: the page's position says nothing of the time
+    clock.now = 101.25
+    playback.resume(7)
+    assert playback.time_of(7, 400) == pytest.approx(100.4)
+    assert playback.time_of(7, 1200) == pytest.approx(101.2 + 0.75)  # after the pause: later by its length
+    assert playback.time_of(7, 2500) is None and playback.time_of(8, 0) is None  # never sent
+
+
+def test_without_the_pages_position_the_fallback_is_logged_once(caplog):
+    clock = Clock()
+    playback = Playback(clock)
+    canceller = EchoCanceller(playback)
+    playback.audio(7, 5.0, samples=np.ones(5 * RATE, dtype="<i2"))
+    with caplog.at_level(logging.INFO, logger="voice.handsfree.canceller"):
+        late_microphone(clock, canceller, 4.0)
+    assert [r.getMessage() for r in caplog.records].count(
+        "This page sends no playback position: the echo canceller goes by arrival times"
+    ) == 1
+    caplog.clear()
+    placed = EchoCanceller(playback)
+    placed.anchor(0, 100.0)
+    with caplog.at_level(logging.INFO, logger="voice.handsfree.canceller"):
+        late_microphone(clock, placed, 4.0)
+    assert not caplog.records

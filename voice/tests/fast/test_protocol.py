@@ -49,6 +49,9 @@ def test_client_events_are_written_as_docs_protocol_shows_them():
     ("frame", "code"),
     [
         ('{"type": "heard", "message_id": 3}', "bad_event"),
+        ('{"type": "playback.position", "message_id": 3, "played_ms": 10}', "bad_event"),
+        ('{"type": "playback.position", "message_id": 3, "played_ms": 10, "mic_samples": -1}', "bad_event"),
+        ('{"type": "playback.position", "message_id": 3, "played_ms": "10", "mic_samples": 0}', "bad_event"),
         ('{"type": "speech.start", "format": "f32le", "sample_rate": 16000}', "bad_audio_format"),
         ('{"type": "query", "text": "Hi", "message_id": true}', "bad_event"),
         ('{"type": "speech.end", "client_id": "no spaces"}', "bad_event"),

@@ -1,6 +1,7 @@
 """Hands-free mode through the chat socket: an open microphone, our own Piper voice, Silero and Whisper for real."""
 
 import asyncio
+import logging
 import time
 
 import numpy as np
@@ -166,17 +167,20 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(
     assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
 
 
-async def play_into_the_microphone(tab, gain_db: float, delay: float, after: float = 1.5) -> list[tuple]:
+async def play_into_the_microphone(
+    tab, gain_db: float, delay: float, after: float = 1.5, *, positions: bool = True
+) -> list[tuple]:
     """Be a page with a speaker: play the reply as player.js does and send what its microphone hears.
 
     Chunks play gaplessly from their arrival (or the end of the one before), pausing while ``playback.duck``
     says so; the microphone hears the speaker ``gain_db`` quieter and ``delay`` late over a -60 dBFS noise
-    floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end. Returns the
+    floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end, each
+    followed by where playback is (``playback.position``) unless not ``positions`` (an old page). Returns the
     frames received.
     """
     frames, queued, speaker = [], np.zeros(0, np.float32), np.zeros(round(delay * 16000), np.float32)
     rng = np.random.default_rng(11)
-    playhead, began, paused, done, n, reply = 0, None, False, False, 0, None
+    playhead, began, paused, done, n, reply, waited = 0, None, False, False, 0, None, 0
     while not (done and playhead >= len(queued) + after * 16000):
         while not tab.output_queue.empty():
             frame = await receive_frame(tab)
@@ -185,7 +189,9 @@ async def play_into_the_microphone(tab, gain_db: float, delay: float, after: flo
                 reply = frame[1]["message_id"]
                 began = began or time.monotonic()
                 samples = chunk_samples(frame[1], frame[2]).astype(np.float32) / 32768
-                queued = np.concatenate((queued, np.zeros(max(0, playhead - len(queued)), np.float32), samples))
+                gap = max(0, playhead - len(queued))  # the chunk came late: silence before it, not the reply's
+                waited += gap
+                queued = np.concatenate((queued, np.zeros(gap, np.float32), samples))
             elif frame[0] == "audio":
                 continue
             elif frame[1]["type"] == "playback.duck":
@@ -207,6 +213,10 @@ async def play_into_the_microphone(tab, gain_db: float, delay: float, after: flo
         n += 1
         await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))  # captured: now it can be sent
         await tab.send_to(bytes_data=audio.to_pcm16(heard))
+        if positions and reply is not None:
+            played = min(playhead, len(queued)) - waited
+            position = {"message_id": reply, "played_ms": round(played / 16), "mic_samples": n * 1600}
+            await tab.send_json_to({"type": "playback.position", **position})
     return frames
 
 
@@ -217,17 +227,21 @@ def stopped(event: dict, message_id: int | None) -> bool:
     return found == message_id and status in Message.STOPPED
 
 
-@pytest.mark.parametrize("gain_db", [-9, -20])
+@pytest.mark.parametrize("gain_db, positions", [(-9, True), (-20, False)])
 async def test_with_a_speaker_the_replys_echo_is_cancelled_and_never_pauses_it(
-    conversation, user, handsfree, piper_reply, settings, gain_db
+    conversation, user, handsfree, piper_reply, settings, caplog, gain_db, positions
 ):
     settings.VOICE_HANDSFREE_ECHO_CANCELLER = True
     tab = await connect(conversation, user)
     await listen(tab)
     await tab.send_json_to({"type": "query", "text": REPLY})
     async with asyncio.timeout(90):
-        frames = await play_into_the_microphone(tab, gain_db, delay=0.08)
+        with caplog.at_level(logging.INFO, logger="voice.handsfree.canceller"):
+            frames = await play_into_the_microphone(tab, gain_db, delay=0.08, positions=positions)
     await tab.disconnect()
+    # The page's playback position lines the reply up; without it (an old page) arrival times do, and say so.
+    fallback = "This page sends no playback position: the echo canceller goes by arrival times"
+    assert (fallback in caplog.messages) is not positions
     message_id = events(frames, "reply.done")[0]["message_id"]
     # Taken out before the turn detector: no turn at all. What the canceller leaves while it converges may
     # pause the reply for a moment (an onset), never longer: every pause is let go.
