@@ -294,7 +294,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "listen_failed", "Hands-free mode could not start on the server; try again in a moment."
                 ) from None
             self.handsfree = session
-        await self.send_event(protocol.ListenState(protocol.Listening.LISTENING))
+        await self.send_event(self.handsfree.state())
 
     async def on_listen_stop(self, event: protocol.ListenStop) -> None:
         await self.end_handsfree()

@@ -502,6 +502,12 @@ class ListenOff(StrEnum):
     FAILED = "failed"  # the voice activity model could not start
 
 
+class ListenNote(StrEnum):
+    """What a listening socket works without (``listen.state`` listening's ``reason``)."""
+
+    NO_ECHO_CANCELLER = "no_echo_canceller"  # it could not run: the replies' echo is judged by its words alone
+
+
 class TurnPhase(StrEnum):
     """Where a hands-free turn is (``listen.turn``'s ``phase``)."""
 
@@ -523,11 +529,11 @@ class DiscardReason(StrEnum):
 
 @dataclass(frozen=True)
 class ListenState(Event):
-    """Hands-free mode went on (``listening``) or off on this socket, and why it went off."""
+    """Hands-free mode went on (``listening``) or off on this socket, and why it went off (or what it lacks)."""
 
     type: ClassVar[str] = "listen.state"
     state: Listening
-    reason: ListenOff | str = ""  # when off
+    reason: ListenOff | ListenNote | str = ""  # when off; when listening, what it works without
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import { session } from "./session.js";
 import { connection } from "./socket.js";
 import { interruptPlayback, player } from "./speaking.js";
 import { micTaken, talkPending, talking } from "./voice-input.js";
-import { LISTEN_ERRORS, LISTEN_OFF, LISTENING, SPEECH_ERRORS, TURN_PHASE } from "./wire.js";
+import { LISTEN_ERRORS, LISTEN_NOTE, LISTEN_OFF, LISTENING, SPEECH_ERRORS, TURN_PHASE } from "./wire.js";
 
 const button = document.getElementById("hands-free");
 const statusLine = document.getElementById("handsfree-status");
 const stateText = document.getElementById("handsfree-state");
+const noteText = document.getElementById("handsfree-note");
 const meter = document.getElementById("handsfree-level");
 
 // The words of listen.state and listen.turn (docs/protocol.md).
@@ -37,6 +38,10 @@ const KEEP = 100; // events kept in window.voiceHandsFree, turn ids remembered
 const STRAY_MS = 3000; // audio sent this recently may still be refused after the mode ended
 const IDLE_TEXT = "Hands-free turned off after a few quiet minutes.";
 const LIMIT_TEXT = "Hands-free is on in too many of your tabs or windows: turn it off in one of them first.";
+// What the status line adds when the server listens without something (listen.state's reason).
+const NOTES = {
+  [LISTEN_NOTE.NO_ECHO_CANCELLER]: "Echo cancelling is off: if it hears its own voice, use headphones.",
+};
 
 const microphone = new Microphone();
 const listenErrors = new Set(LISTEN_ERRORS);
@@ -92,6 +97,11 @@ export function showHandsFree() {
   chat.dataset.handsfree = state;
   Object.assign(window.voiceHandsFree, { on: wanted, state });
   if (!micOpen) level(0);
+}
+
+function note(text) {
+  noteText.textContent = text;
+  noteText.hidden = !text;
 }
 
 function level(rms) {
@@ -289,9 +299,11 @@ export function onListenState(event) {
   if (event.state === LISTENING.LISTENING) {
     serverListening = wanted && startSent;
     window.voiceHandsFree.listening = serverListening;
+    note(NOTES[event.reason] ?? "");
     return;
   }
   serverListening = window.voiceHandsFree.listening = false;
+  note("");
   if (event.reason === LISTEN_OFF.STOPPED && stopsUnanswered > 0) {
     stopsUnanswered -= 1; // the answer to our own listen.stop: nothing new
     return;

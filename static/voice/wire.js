@@ -74,6 +74,11 @@ export const LISTEN_OFF = Object.freeze({
   FAILED: "failed",
 });
 
+/** What a listening socket works without. */
+export const LISTEN_NOTE = Object.freeze({
+  NO_ECHO_CANCELLER: "no_echo_canceller",
+});
+
 /** A hands-free turn's phases (listen.turn). */
 export const TURN_PHASE = Object.freeze({
   SPEAKING: "speaking",

@@ -121,10 +121,10 @@ class HandsFreeSession:
         self.barge_in = BargeIn(playback)
         self.language = language
         self.detector = detector or silero_turns()
-        self.canceller = self._canceller(
-            settings.VOICE_HANDSFREE_ECHO_CANCELLER if cancel_echo is None else cancel_echo
-        )
+        self._canceller_wanted = settings.VOICE_HANDSFREE_ECHO_CANCELLER if cancel_echo is None else cancel_echo
+        self.canceller = self._canceller(self._canceller_wanted)
         self.turn: Turn | None = None
+        self._canceller_news = False  # it stopped working: the tab is still to hear of it
         self.last_speech = 0.0  # seconds of the stream: a silent microphone turns the mode off
         self.closed = False
         self._began = time.monotonic()
@@ -157,6 +157,9 @@ class HandsFreeSession:
             return
         far = self.canceller.reference(pcm, time.monotonic()) if self.canceller is not None else None
         events = await asyncio.get_running_loop().run_in_executor(_vad_threads, self._hear, pcm, far)
+        if self._canceller_news:
+            self._canceller_news = False
+            await self.host.send_event(self.state())
         await self._handle(events)
         if self.turn is not None:
             self.last_speech = self.detector.seconds
@@ -181,6 +184,16 @@ class HandsFreeSession:
                 self._resumed()
             elif isinstance(event, TurnEnded):
                 await self._ended(event)
+
+    @property
+    def canceller_lost(self) -> bool:
+        """An echo canceller was wanted and could not run: this socket listens without it."""
+        return self._canceller_wanted and self.canceller is None
+
+    def state(self) -> protocol.ListenState:
+        """What the tab is told of this session: listening, and what it works without."""
+        note = protocol.ListenNote.NO_ECHO_CANCELLER if self.canceller_lost else ""
+        return protocol.ListenState(protocol.Listening.LISTENING, note)
 
     def position(self, message_id: int, played_ms: int, mic_samples: int) -> None:
         """The page's playback position (``playback.position``): the echo canceller lines up by it."""
@@ -224,6 +237,7 @@ class HandsFreeSession:
                 pcm = canceller.clean(pcm, far)
             except CancellerFailed as exc:  # bypassed for this socket: the word judge still guards
                 self.canceller = None
+                self._canceller_news = True
                 self._canceller_failed(exc)
         return self.detector.feed(pcm)
 

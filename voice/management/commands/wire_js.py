@@ -59,6 +59,7 @@ def render() -> str:
         frozen_object("Who wrote a message.", "ROLE", choices(Message.Role)),
         frozen_object("Hands-free mode's states (listen.state).", "LISTENING", choices(protocol.Listening)),
         frozen_object("Why hands-free mode went off.", "LISTEN_OFF", choices(protocol.ListenOff)),
+        frozen_object("What a listening socket works without.", "LISTEN_NOTE", choices(protocol.ListenNote)),
         frozen_object("A hands-free turn's phases (listen.turn).", "TURN_PHASE", choices(protocol.TurnPhase)),
         frozen_object("Why a hands-free turn stored nothing.", "DISCARD_REASON", choices(protocol.DiscardReason)),
         frozen_object(

@@ -9,8 +9,9 @@ import pytest
 
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
+from voice.handsfree.canceller import CancellerFailed, EchoCanceller
 from voice.handsfree.playback import chunk_samples
-from voice.metrics import TURN_VERDICTS
+from voice.metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 
@@ -100,6 +101,39 @@ async def test_finished_words_end_the_turn_sooner_and_broken_ones_wait_longer(
     assert word_error_rate([f"{BROKEN} {REST}"], [stored.text]) <= 0.2, stored.text
     # /metrics counts the verdicts.
     assert all(TURN_VERDICTS.labels(verdict)._value.get() > before for verdict, before in verdicts.items())
+
+
+async def test_an_echo_canceller_that_fails_is_bypassed_and_the_tab_is_told(
+    conversation, user, tone_engine, handsfree, settings, voices, monkeypatch
+):
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = True
+    failures = ECHO_CANCELLER_FAILURES._value.get()
+
+    def crashes(self, *args):
+        raise CancellerFailed("RuntimeError('native code failed')")
+
+    monkeypatch.setattr(EchoCanceller, "clean", crashes)
+    tab = await connect(conversation, user)
+    await listen(tab)  # it started well
+    await talk(tab, silence(0.5) + voices[FIRST] + silence(1.5))
+    frames = await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
+    # Told once, in words the page turns into a status; the question was heard and answered all the same.
+    assert events(frames, "listen.state") == [
+        {"type": "listen.state", "state": "listening", "reason": "no_echo_canceller"}
+    ]
+    assert [words(m.text) for m in await queries(conversation)] == [words(FIRST)]
+    assert ECHO_CANCELLER_FAILURES._value.get() == failures + 1
+    # One that cannot even start: the tab hears of it in the answer to listen.start.
+    monkeypatch.setattr(EchoCanceller, "__init__", crashes)
+    other = await connect(conversation, user)
+    await other.send_json_to(LISTEN)
+    frames = await until(other, lambda e: e["type"] == "listen.state", seconds=30)
+    assert events(frames, "listen.state") == [
+        {"type": "listen.state", "state": "listening", "reason": "no_echo_canceller"}
+    ]
+    assert ECHO_CANCELLER_FAILURES._value.get() == failures + 2
+    await tab.disconnect()
+    await other.disconnect()
 
 
 def test_the_bundled_model_hears_whether_a_sentence_is_finished():
