@@ -39,6 +39,17 @@ THOUGHTS = [
     ("I would like to book a table for", "four people tomorrow night."),
     ("Can you tell me what to pack", "for a week of walking in the mountains?"),
 ]
+# Finished questions and requests, said alone: how soon each rule ends the turn after the last word.
+FINISHED = [
+    "What is the capital of France?",
+    "What time does the library close on Saturday?",
+    "How do I reset my password?",
+    "What should I cook for dinner tonight?",
+    "Turn off the lights in the kitchen.",
+    "Tell me a joke about penguins.",
+    "Can you recommend a good book about the sea?",
+    "Is it going to rain in London tomorrow?",
+]
 # About five seconds in our voice (bench.stt's "5 s" utterance): the issue's targets are for one that long.
 # Read back (VOICE_RESPONDER=readaloud is not what the bench server runs: the local model answers it, at
 # length), and talked over.
@@ -63,71 +74,93 @@ def _trimmed(pcm: bytes) -> bytes:
     return pcm[start:end]
 
 
+class _Rule:
+    """One end-of-turn rule, as the server runs it: "silence" alone, or "judged" words (``completeness``)."""
+
+    def __init__(self, name: str) -> None:
+        from voice.handsfree.completeness import sentence_model
+        from voice.stt import get_transcriber
+
+        self.name = name
+        self.transcriber, self.model = get_transcriber(), sentence_model()
+        self.judging: list[float] = []
+        self.verdicts: dict[str, int] = {}
+
+    def ends(self, stream: bytes) -> list:
+        """The turns ``stream`` makes, heard in 100 ms pieces; a judgement reaches the rule as much stream time
+        after its quiet as transcribing and judging took here (one at a time, as the server does them)."""
+        from voice.handsfree import completeness
+        from voice.handsfree.detector import SpeechQuiet, TurnDetector, TurnEnded
+        from voice.handsfree.vad import SileroStream
+        from voice.stt import SAMPLE_RATE
+
+        vad = SileroStream()
+        detector = TurnDetector(vad.probability, on_gate=vad.reset)
+        ends, due = [], []  # due: (stream byte at which the rule hears the judgement, quiet, verdict)
+        for offset in range(0, len(stream), FRAME):
+            # The judgement reaches the rule as soon as it is made, not at the next frame.
+            cut_at = min(max(due[0][0], offset), offset + FRAME) if due else offset + FRAME
+            events = detector.feed(stream[offset:cut_at])
+            while due and due[0][0] <= cut_at:
+                events += detector.judged(due[0][1], due[0][2])
+                due.pop(0)
+            events += detector.feed(stream[cut_at : offset + FRAME])
+            for event in events:
+                if isinstance(event, SpeechQuiet) and self.name == "judged":
+                    began = time.perf_counter()
+                    text = self.transcriber.transcribe(event.audio, SAMPLE_RATE, language="en").text
+                    verdict = completeness.judge(text, self.model).verdict
+                    took = time.perf_counter() - began
+                    self.judging.append(took)
+                    self.verdicts[verdict.value] = self.verdicts.get(verdict.value, 0) + 1
+                    due.append((offset + FRAME + int(took * SAMPLE_RATE) * 2, event, verdict))
+            ends += [event for event in events if isinstance(event, TurnEnded)]
+        return ends
+
+
 def turn_rule(quick: bool = False) -> dict:
-    """False cut-offs and end-of-turn delay on utterances with a pause in them: silence alone, and judged words.
+    """False cut-offs on utterances with a pause in them, and the end-of-turn delay after finished questions.
 
     "silence": every turn waits VOICE_HANDSFREE_END_SILENCE_MS. "judged": at each quiet the turn so far is
-    transcribed (Whisper) and its words judged (``voice.handsfree.completeness``, the bundled model), and the
-    rule hears of it as much stream time later as both took here (one at a time, as the server does them).
+    transcribed (Whisper) and its words judged (``voice.handsfree.completeness``, the bundled model).
     """
-    from voice.handsfree.completeness import judge, sentence_model
-    from voice.handsfree.detector import SpeechQuiet, TurnDetector, TurnEnded
-    from voice.handsfree.vad import SileroStream
-    from voice.stt import SAMPLE_RATE, get_transcriber
+    from voice.stt import SAMPLE_RATE
 
-    transcriber, model = get_transcriber(), sentence_model()
     thoughts = THOUGHTS[2:4] if quick else THOUGHTS  # quick: one of each kind
-    parts = {text: _trimmed(spoken(text)) for pair in thoughts for text in pair}
+    finished = FINISHED[:2] if quick else FINISHED
+    parts = {text: _trimmed(spoken(text)) for text in [*finished, *(text for pair in thoughts for text in pair)]}
+    lead, tail = bytes(2 * SAMPLE_RATE // 2), bytes(2 * SAMPLE_RATE * 3)
     results = {}
-    verdicts: dict[str, int] = {}
-    for rule in ("silence", "judged"):
+    for name in ("silence", "judged"):
+        rule = _Rule(name)
         cut = {kind: {pause: 0 for pause in PAUSES_MS} for kind in ("sentences", "hesitation")}
-        delays, judging = [], []
         for first, second in thoughts:
             kind = "sentences" if first.endswith((".", "?")) else "hesitation"
             for pause in PAUSES_MS:
                 voice = parts[first] + bytes(2 * SAMPLE_RATE * pause // 1000) + parts[second]
-                lead = bytes(2 * SAMPLE_RATE // 2)
-                stream = lead + voice + bytes(2 * SAMPLE_RATE * 3)
-                vad = SileroStream()
-                detector = TurnDetector(vad.probability, on_gate=vad.reset)
-                ends, due = [], []  # due: (stream byte at which the rule hears the judgement, quiet, verdict)
-                for offset in range(0, len(stream), FRAME):
-                    # The judgement reaches the rule as soon as it is made, not at the next frame.
-                    cut_at = min(max(due[0][0], offset), offset + FRAME) if due else offset + FRAME
-                    events = detector.feed(stream[offset:cut_at])
-                    while due and due[0][0] <= cut_at:
-                        events += detector.judged(due[0][1], due[0][2])
-                        due.pop(0)
-                    events += detector.feed(stream[cut_at : offset + FRAME])
-                    for event in events:
-                        if isinstance(event, SpeechQuiet) and rule == "judged":
-                            began = time.perf_counter()
-                            text = transcriber.transcribe(event.audio, SAMPLE_RATE, language="en").text
-                            verdict = judge(text, model).verdict
-                            took = time.perf_counter() - began
-                            judging.append(took)
-                            verdicts[verdict.value] = verdicts.get(verdict.value, 0) + 1
-                            due.append((offset + FRAME + int(took * SAMPLE_RATE) * 2, event, verdict))
-                    ends += [event for event in events if isinstance(event, TurnEnded)]
-                if len(ends) > 1:
+                if len(rule.ends(lead + voice + tail)) > 1:
                     cut[kind][pause] += 1
-                last_voiced = (len(lead) + len(voice)) / 2 / SAMPLE_RATE
-                delays.append(ends[-1].at - last_voiced)
-        results[rule] = {
+        delays = []
+        for text in finished:
+            ends = rule.ends(lead + parts[text] + tail)
+            delays.append(ends[-1].at - (len(lead) + len(parts[text])) / 2 / SAMPLE_RATE)
+        results[name] = {
             "cut_by_pause": cut,
             "cut": {kind: sum(by_pause.values()) for kind, by_pause in cut.items()},
             "utterances": {
                 kind: sum(1 for first, _ in thoughts if first.endswith((".", "?")) == (kind == "sentences"))
                 for kind in cut
             },
+            "finished": len(finished),
             "delay_mean": statistics.mean(delays),
             "delay_median": statistics.median(delays),
             "delay_max": max(delays),
-            "judging_median": statistics.median(judging) if judging else None,
+            "judging_median": statistics.median(rule.judging) if rule.judging else None,
+            "verdicts": rule.verdicts,
+            "model": rule.model is not None,
         }
-    results["verdicts"] = verdicts
-    results["model"] = model is not None
+    results["verdicts"] = results["judged"]["verdicts"]
+    results["model"] = results["judged"]["model"]
     results["pauses"] = len(PAUSES_MS)
     return results
 
@@ -395,14 +428,15 @@ def tables(results: dict) -> list[tuple[str, str]]:
             (
                 "Hands-free end of turn (Silero VAD; Whisper and the bundled model judge the words at each quiet): "
                 "utterances that go on after a pause of 300 · 500 · 700 · 1000 ms, cut there or not; delay from the "
-                f"last voiced sample to the end of the turn. Verdicts: {verdicts}"
+                f"last voiced sample to the end of the turn, over {rules['judged']['finished']} finished questions "
+                f"and requests said alone. Verdicts: {verdicts}"
                 + ("" if rules["model"] else " (no model: punctuation alone)"),
                 table(
                     [
                         "rule",
                         "broken sentence cut off",
                         "two sentences cut after the first",
-                        "delay median / mean / max (ms)",
+                        "finished question → end of turn, median / mean / max (ms)",
                         "judging (ms)",
                     ],
                     rows,

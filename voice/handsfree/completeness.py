@@ -8,9 +8,10 @@ words without their last punctuation, as the start of a user's message, and
 gives the probability that a sentence ends there (a full stop, question mark,
 exclamation mark, ellipsis, or the message's end). A finished question
 ("What's the capital of France") gets 0.2-0.9; a broken one ("Tell me about
-the history of") under 0.01. The probability of the message's end after
-Whisper's own question mark keeps short questions the model would go on
-("How are you?") from waiting longer.
+the history of") under 0.01. A question (Whisper heard one end: "?") is
+finished from 0.2, a statement from 0.5. The probability of the message's
+end after Whisper's own question mark keeps short questions the model would
+go on ("How are you?") from waiting longer.
 
 - ``Verdict.COMPLETE``: ends after VOICE_HANDSFREE_COMPLETE_SILENCE_MS;
 - ``Verdict.UNFINISHED``: a trailing ellipsis, comma or no closing mark, or a
@@ -42,7 +43,10 @@ from ..plugins import ProcessService
 logger = logging.getLogger(__name__)
 
 # Measured on 24 finished and 14 broken sentences (docs/handsfree.md, §7).
-COMPLETE_AT = 0.2  # the sentence ends here this likely: the turn is over
+# The sentence ends here this likely: the turn is over. Whisper writes "?" when it hears a question end, and "."
+# after nearly anything ("I would like to book a table for it."), so a statement must be likelier.
+QUESTION_COMPLETE_AT = 0.2
+STATEMENT_COMPLETE_AT = 0.5
 UNFINISHED_BELOW = 0.01  # ... this unlikely: the person pauses mid-sentence
 QUESTION_ENDS_AT = 0.2  # after Whisper's "?", the message ends this likely: a finished question after all
 CLOSING = re.compile(r"[.?!]['\"”’)]*$")
@@ -126,7 +130,7 @@ def judge(text: str, model: Callable[[str, str], tuple[float, float]] | None) ->
     words = LAST_MARKS.sub("", text)
     closing = "?" if text.rstrip("'\"”’)").endswith("?") else ""
     sentence_ends, message_ends = model(words, closing)
-    if sentence_ends >= COMPLETE_AT:
+    if sentence_ends >= (QUESTION_COMPLETE_AT if closing else STATEMENT_COMPLETE_AT):
         verdict = Verdict.COMPLETE
     elif sentence_ends < UNFINISHED_BELOW and message_ends < QUESTION_ENDS_AT:
         verdict = Verdict.UNFINISHED

@@ -166,6 +166,9 @@ class SentenceModel:
         ("Tell me about the history of.", Verdict.UNFINISHED),  # the model: it goes on (0.002)
         ("How are you?", Verdict.UNSURE),  # the model would go on, but the question mark ends the message
         ("Remind me to call.", Verdict.UNSURE),  # in between: the default silence
+        ("Book a table for it.", Verdict.UNSURE),  # a statement needs more than a question (0.47 < 0.5)
+        ("Tell me more about it.", Verdict.COMPLETE),
+        ("Should I take an umbrella?", Verdict.UNSURE),  # a question below 0.2
         ("So I was wondering if...", Verdict.UNFINISHED),  # Whisper heard it trail off: no model needed
         ("I need to buy some,", Verdict.UNFINISHED),
         ("and then", Verdict.UNFINISHED),  # no closing mark at all
@@ -178,6 +181,9 @@ def test_how_finished_words_sound(text, verdict):
         Tell_me_about_the_history_of=(0.002, 0.0),
         How_are_you=(0.003, 0.27),
         Remind_me_to_call=(0.08, 0.12),
+        Book_a_table_for_it=(0.47, 0.16),
+        Tell_me_more_about_it=(0.7, 0.57),
+        Should_I_take_an_umbrella=(0.11, 0.18),
     )
     assert judge(text, model).verdict is verdict
 
