@@ -14,8 +14,9 @@ docs/handsfree.md has the measurements of the cancellers tried.
 Clocks: the page says where its playback is (``playback.position``: how much
 of the reply had played when its microphone had sent so many samples), which
 places the microphone's samples on the playback estimate's clock (``anchor``),
-less ``LEAD``: the page reports right after a frame leaves its microphone,
-so little is held back, and the reference must never come after its echo. Without
+with no margin (``LEAD``): the page reports right after a frame leaves its
+microphone, so little is held back, and its speakers' latency puts the echo
+after the reference anyway. Without
 it (an old page, a lost message; said once in the logs) the samples are
 mapped to this process's clock by their
 arrival, ``start + n / 16000``, where ``start`` is the earliest plausible start of
@@ -50,10 +51,12 @@ FRAME = SAMPLE_RATE // 100  # 10 ms: AEC3's frame
 START_WINDOW = 300
 # Audio arriving this much later than its place in the stream says: a gap (the page sent nothing meanwhile).
 GAP = 0.5
-# The reference, placed by the page's position, comes this much before the sound it caused (see above). Small:
-# in the simulated room a reference 180 ms ahead of its echo (100 ms here, 80 ms of room) let a fragment through
-# at -9 dB while AEC3 looked for the delay; 110 ms did not.
-LEAD = 0.03
+# How much earlier than the page's position says the reference is placed. None: AEC3 follows a reference best
+# when it is as close to its echo as can be. In the simulated pages (voice/tests/models/test_handsfree.py) a
+# reference 30 ms early let a fragment through in a room with the speaker 70 cm from the microphone, and 100 ms
+# early at -9 dB 80 ms late. A real page reports right after a frame leaves its microphone (little is held back)
+# and its sound leaves the speakers later than its clock says (output latency): the echo comes after it anyway.
+LEAD = 0.0
 # Seconds of a reply's sound without a position from the page before the fallback is logged.
 UNPLACED = 2.0
 

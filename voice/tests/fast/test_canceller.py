@@ -125,7 +125,7 @@ def test_the_pages_position_places_the_reply_on_the_microphones_samples():
     # The page: when its microphone had sent one second, the reply had played 1.2 s.
     assert canceller.anchor(RATE, playback.time_of(7, 1200))
     far = canceller.reference(bytes(2 * PIECE), clock.now + 0.1)
-    at = round((1.2 - LEAD) * RATE)  # a little ahead of its echo, never behind it
+    at = round((1.2 - LEAD) * RATE)  # where the page says it was (less the margin, if any)
     assert canceller.placed_by_page and (far == ramp[at : at + PIECE]).all()
     # A count the microphone never sent is refused: it would put the reply after its echo.
     assert not canceller.anchor(10 * RATE, playback.time_of(7, 1200))
