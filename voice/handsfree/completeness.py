@@ -31,6 +31,7 @@ import enum
 import functools
 import logging
 import re
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class SentenceEnd:
         self._llm = None
         self._ends: list[int] = []
         self._message_end = -1
+        self._lock = threading.Lock()  # one llama.cpp context: one judgement at a time, whoever asks
 
     def start(self) -> SentenceEnd:
         import llama_cpp
@@ -91,9 +93,10 @@ class SentenceEnd:
         return self
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
 
     def _next(self) -> np.ndarray:
         llm = self._llm
@@ -103,6 +106,10 @@ class SentenceEnd:
 
     def __call__(self, words: str, closing: str) -> tuple[float, float]:
         """P(a sentence ends after ``words``), P(the message ends after ``words + closing``)."""
+        with self._lock:
+            return self._probabilities(words, closing)
+
+    def _probabilities(self, words: str, closing: str) -> tuple[float, float]:
         llm = self._llm
         start = f"<|im_start|>user\n{words[-600:]}"  # how a sentence ends is in its last words
         tokens = llm.tokenize(start.encode(), add_bos=False, special=True)
