@@ -61,8 +61,64 @@ LEAD = 0.0
 UNPLACED = 2.0
 
 
+# Whether the microphone hears the replies at all (``EchoPath``): measured on our voice through a simulated
+# room (docs/handsfree.md, §6), the peak normalised correlation of half a second of microphone with the
+# reference up to half a second before it is 0.63-1.0 with a speaker (echo at -9 to -30 dB), 0.2-0.6 for a
+# headset leaking at -45 dB, and at most 0.15 with no echo, a person talking included.
+ANALYSED = SAMPLE_RATE // 2  # samples of microphone per look
+REACH = SAMPLE_RATE // 2  # the echo comes at most this late after its reference
+ECHO_AT = 0.4  # a look that finds the reply in the microphone: cancel from now on
+NO_ECHO_BELOW = 0.2  # a look that finds nothing of it
+NO_ECHO_LOOKS = 4  # this many in a row (2 s of a reply sounding unheard): a headset, leave the microphone be
+REFERENCE_RMS = 10 ** (-45 / 20)  # a reference quieter than this says nothing either way
+
+
 class CancellerFailed(Exception):
     """The echo canceller could not run: this socket goes on without it."""
+
+
+class EchoPath:
+    """Whether the replies come back into the microphone (a speaker) or not (a headset).
+
+    AEC3 starts each reply cautiously when it has no echo to cancel: with a headset it lowered the first half
+    second of every reply by 30 dB and the person's voice by 9 dB throughout (§6). So the canceller's output
+    is used while an echo path is heard, and the microphone's own while the replies sound without coming
+    back. It starts on the safe side (cancelling), and a reply that comes back switches it on again.
+    """
+
+    def __init__(self) -> None:
+        self.heard = True
+        self._mic = np.zeros(0, dtype=np.float64)
+        self._far = np.zeros(REACH, dtype=np.float64)  # REACH samples more than the microphone, before it
+        self._unheard = 0
+
+    def hear(self, mic: np.ndarray, far: np.ndarray) -> None:
+        """The next samples of the microphone and the reference at the same moments (PCM16 values)."""
+        self._mic = np.concatenate((self._mic, mic / 32768))
+        self._far = np.concatenate((self._far, far / 32768))
+        while len(self._mic) >= ANALYSED:
+            self._look(self._mic[:ANALYSED], self._far[: REACH + ANALYSED])
+            self._mic, self._far = self._mic[ANALYSED:], self._far[ANALYSED:]
+
+    def _look(self, mic: np.ndarray, far: np.ndarray) -> None:
+        if np.sqrt(np.mean(far[REACH:] ** 2)) < REFERENCE_RMS:
+            return  # no reply sounding: nothing to learn
+        size = 1 << (len(far) + len(mic)).bit_length()
+        # correlation[j] = sum(mic[i] * far[i + j]): the echo REACH - j samples after its reference
+        correlation = np.fft.irfft(np.fft.rfft(far, size) * np.conj(np.fft.rfft(mic, size)), size)[: REACH + 1]
+        energy = np.concatenate(([0.0], np.cumsum(far**2)))
+        far_norms = np.sqrt(energy[ANALYSED : ANALYSED + REACH + 1] - energy[: REACH + 1])
+        peak = float(np.max(np.abs(correlation) / (np.sqrt(np.sum(mic**2)) * far_norms + 1e-9)))
+        if peak >= ECHO_AT:
+            self._unheard = 0
+            if not self.heard:
+                logger.info("The microphone hears the replies again (a speaker): cancelling their echo")
+            self.heard = True
+        elif peak < NO_ECHO_BELOW:
+            self._unheard += 1
+            if self.heard and self._unheard >= NO_ECHO_LOOKS:
+                self.heard = False
+                logger.info("The microphone does not hear the replies (a headset): leaving it be")
 
 
 class EchoCanceller:
@@ -81,6 +137,7 @@ class EchoCanceller:
         self._far = np.zeros(0, dtype=np.int16)
         self._anchored: float | None = None  # where the page's position puts the microphone's first sample
         self._unplaced = 0  # samples of reference sound since the stream began, while the page placed none
+        self.echo_path = EchoPath()
 
     @property
     def placed_by_page(self) -> bool:
@@ -122,7 +179,9 @@ class EchoCanceller:
     def clean(self, pcm: bytes, far: np.ndarray) -> bytes:
         """``pcm`` without the echo of ``far`` (from ``reference``), 10 ms frames at a time; on the VAD thread.
 
-        What is left of a frame waits for the next piece, so the output trails by less than 10 ms.
+        What is left of a frame waits for the next piece, so the output trails by less than 10 ms. While
+        the microphone does not hear the replies (``EchoPath``), it is returned as it came (AEC3 still
+        follows it, ready for a speaker).
         """
         mic = np.concatenate((self._mic, np.frombuffer(pcm, dtype="<i2")))
         far = np.concatenate((self._far, far))
@@ -132,4 +191,7 @@ class EchoCanceller:
             out = [self._aec.process(mic[at : at + FRAME], far[at : at + FRAME]) for at in range(0, whole, FRAME)]
         except Exception as exc:  # a native library: whatever it raises, this socket goes on without it
             raise CancellerFailed(repr(exc)) from exc
-        return np.concatenate(out).astype("<i2").tobytes() if out else b""
+        if not out:
+            return b""
+        self.echo_path.hear(mic[:whole], far[:whole])
+        return (np.concatenate(out) if self.echo_path.heard else mic[:whole]).astype("<i2").tobytes()

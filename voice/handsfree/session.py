@@ -309,7 +309,9 @@ class HandsFreeSession:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:
             turn.eager = self._spawn(transcription().transcribe(quiet.audio, self.language))
-        if self._judges_words:
+        # Not over a reply (playing, or paused for this turn): there the words may be its echo, and a turn cut
+        # sooner is a shorter fragment for the word judge.
+        if self._judges_words and self.playback.speaking() is None:
             turn.judging = self._spawn(self._judge(turn, turn.eager, quiet))
 
     @property

@@ -162,3 +162,49 @@ def test_without_the_pages_position_the_fallback_is_logged_once(caplog):
     with caplog.at_level(logging.INFO, logger="voice.handsfree.canceller"):
         late_microphone(clock, placed, 4.0)
     assert not caplog.records
+
+
+def cancelled(mic: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, list[bool]]:
+    """``run``, and whether the echo path was heard after each 100 ms piece."""
+    clock = Clock()
+    playback = Playback(clock)
+    canceller = EchoCanceller(playback)
+    playback.audio(7, len(reference) / RATE, samples=np.frombuffer(pcm(reference), dtype="<i2"))
+    out, heard = [], []
+    for at in range(0, len(mic), PIECE):
+        clock.now = 100 + (at + PIECE) / RATE + 0.02
+        piece = pcm(mic[at : at + PIECE])
+        out.append(canceller.clean(piece, canceller.reference(piece, clock.now)))
+        heard.append(canceller.echo_path.heard)
+    return np.frombuffer(b"".join(out), dtype="<i2").astype(np.float64) / 32768, heard
+
+
+def test_with_a_headset_the_microphone_is_left_as_it_came_once_the_replies_are_not_heard_in_it():
+    reply = speech_like(10, pitch=120, seed=1)
+    person = np.zeros_like(reply)
+    person[5 * RATE : 8 * RATE] = speech_like(3, pitch=220, seed=2)  # talks over the reply: no echo of it
+    mic = person + np.random.default_rng(5).normal(0, 1e-3, len(reply))
+    out, heard = cancelled(mic, reply)
+    # Cancelling at first (the safe side); three seconds of the reply without an echo: a headset.
+    assert heard[0] and not heard[-1]
+    assert heard.index(False) <= 25  # within 2.5 s of the reply
+    after = slice(heard.index(False) * PIECE + PIECE, len(mic) - PIECE)
+    assert np.array_equal(out[after], np.frombuffer(pcm(mic), dtype="<i2")[after] / 32768)
+    # The person's words pass untouched (AEC3 took 9 dB off them when it ran on a headset).
+    talk = slice(5 * RATE, 8 * RATE)
+    assert abs(10 * np.log10(power(out[talk]) / power(person[talk]))) < 0.5
+
+
+def test_a_speaker_keeps_the_canceller_on_and_one_plugged_in_later_turns_it_back_on():
+    reply = speech_like(14, pitch=120, seed=1)
+    floor = np.random.default_rng(5).normal(0, 1e-3, len(reply))
+    person = np.zeros_like(reply)
+    person[3 * RATE : 5 * RATE] = speech_like(2, pitch=220, seed=2)
+    _, heard = cancelled(room(reply, delay=0.08, gain_db=-20) + person + floor, reply)
+    assert all(heard)  # a speaker throughout, double talk included
+    # A headset for 7 s, then the speaker: the echo is cancelled again within a second of it.
+    echo = room(reply, delay=0.08, gain_db=-9)
+    echo[: 7 * RATE] = 0
+    out, heard = cancelled(echo + floor, reply)
+    assert not heard[65] and all(heard[80:])
+    assert 10 * np.log10(power(echo[10 * RATE :]) / power(out[10 * RATE :])) >= 15

@@ -223,15 +223,16 @@ def in_a_room(gain_db: float) -> np.ndarray:
 
 
 async def play_into_the_microphone(
-    tab, response: np.ndarray, after: float = 1.5, *, positions: bool = True
+    tab, response: np.ndarray, after: float = 1.5, *, positions: bool = True, person: np.ndarray | None = None
 ) -> list[tuple]:
     """Be a page with a speaker: play the reply as player.js does and send what its microphone hears.
 
     Chunks play gaplessly from their arrival (or the end of the one before), pausing while ``playback.duck``
     says so; the microphone hears the speaker through ``response`` (``along``, ``in_a_room``) over a -60 dBFS
     noise floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end, each
-    followed by where playback is (``playback.position``) unless not ``positions`` (an old page). Returns the
-    frames received.
+    followed by where playback is (``playback.position``) unless not ``positions`` (an old page). ``person``:
+    what a person says into the microphone meanwhile, from the reply's first sound (silence first, if they
+    wait). Returns the frames received.
     """
     from scipy.signal import lfilter
 
@@ -267,6 +268,9 @@ async def play_into_the_microphone(
             playhead += 1600
         through, echo = lfilter(response, [1.0], sound, zi=echo)
         heard = through + rng.normal(0, 1e-3, 1600)
+        if person is not None:
+            said = person[n * 1600 : (n + 1) * 1600]
+            heard[: len(said)] += said
         n += 1
         await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))  # captured: now it can be sent
         await tab.send_to(bytes_data=audio.to_pcm16(heard))
@@ -318,9 +322,33 @@ async def test_with_a_speaker_the_replys_echo_is_cancelled_and_never_pauses_it(
     assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
 
 
-async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
-    conversation, user, handsfree, piper_reply, voices
+async def test_through_the_canceller_a_person_over_the_echoing_reply_interrupts_it(
+    conversation, user, handsfree, piper_reply, settings, voices
 ):
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = True
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await tab.send_json_to({"type": "query", "text": REPLY})
+    # A speaker at -9 dB, and two seconds into the reply a person talks over it.
+    person = np.concatenate((np.zeros(2 * 16000), audio_samples(voices[OVER]) * 0.7))
+    async with asyncio.timeout(90):
+        frames = await play_into_the_microphone(tab, along(-9, 0.08), person=person, after=3.0)
+    await tab.disconnect()
+    reply = events(frames, "reply.done")[0]["message_id"]
+    assert (await Message.objects.aget(pk=reply)).status == Message.Status.INTERRUPTED
+    assert [d["on"] for d in events(frames, "playback.duck")][:1] == [True]  # paused first, then stopped
+    # One turn, the person's: AEC3 sometimes swallows "Wait" as the double talk begins (docs/handsfree.md §6).
+    assert [t["phase"] for t in events(frames, "listen.turn")] == ["speaking", "ended"]
+    stored = await queries(conversation)
+    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.2, stored[1].text
+
+
+async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
+    conversation, user, handsfree, piper_reply, voices, settings
+):
+    # An echo laid into the stream by hand, not in step with the reply as the server plays it: the word judge's
+    # case (the echo canceller's is the test above).
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = False
     tab = await connect(conversation, user)
     other_tab = await connect(conversation, user)
     await listen(tab)
@@ -336,7 +364,7 @@ async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
     assert interrupted.status == Message.Status.INTERRUPTED and interrupted.heard_ms is not None
     stored = await queries(conversation)
     # Heard through the echo: nearly every word (which ones slip depends on the CPU's arithmetic).
-    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.2
+    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.2, stored[1].text
     turn = [t for t in events(frames, "listen.turn") if t["phase"] == "speaking"][-1]["turn_id"]
     assert stored[1].client_id == turn
     # Every tab was told at once to lower the reply, then that it was interrupted.
@@ -378,8 +406,12 @@ async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, 
 
 
 async def test_a_short_sound_over_the_reply_pauses_it_for_a_moment_and_changes_nothing(
-    conversation, user, handsfree, piper_reply, voices
+    conversation, user, handsfree, piper_reply, voices, settings
 ):
+    # What the barge-in policy does with a short sound. The echo canceller is off: at the start of a session
+    # it cancels until it has heard 2 s of a reply not coming back (a headset), and a burst at 0.3 s would be
+    # taken for the start of an echo (the fast tier tests when it lets the microphone be).
+    settings.VOICE_HANDSFREE_ECHO_CANCELLER = False
     tab = await connect(conversation, user)
     await listen(tab)
     message_id = await reply_starts(tab, REPLY)
