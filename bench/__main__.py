@@ -356,6 +356,24 @@ def _hands_free(repeats: int, quick: bool) -> dict:
         finally:
             server.stop()
             site.destroy()
+        # Replies read back (each a new text), played through a speaker into the microphone: with the echo
+        # canceller (the default), and fewer without it, for comparison.
+        results["echo"] = {}
+        for cancel, replies in ((True, 3 if quick else 20), (False, 2 if quick else 5)):
+            site = Site(
+                Path(scratch) / f"echo-{cancel}",
+                database="sqlite",
+                VOICE_RESPONDER="readaloud",
+                VOICE_TTS_CACHE_MB="0",
+                VOICE_HANDSFREE_ECHO_CANCELLER=str(cancel).lower(),
+            )
+            server = DaphneServer(site.setup()).start()
+            try:
+                echo = asyncio.run(handsfree.echo_through_a_speaker(ChatClient(server), replies))
+                results["echo"][cancel] = echo
+            finally:
+                server.stop()
+                site.destroy()
     return results
 
 

@@ -443,6 +443,43 @@ def tables(results: dict) -> list[tuple[str, str]]:
                 ),
             )
         )
+    if "echo" in results:
+        rows = [
+            [
+                "on" if cancel else "off",
+                f"{gain_db} dB",
+                level["replies"],
+                f"{level['shortest']:.1f} / {level['mean_seconds']:.1f}",
+                level["complete"],
+                level["turns"],
+                level["ducks"],
+                len(level["fragments"]),
+                "; ".join(f'"{text}"' for text in level["fragments"]) or "–",
+            ]
+            for cancel, levels in results["echo"].items()
+            for gain_db, level in levels.items()
+        ]
+        sections.append(
+            (
+                "Hands-free with a speaker: replies read back, each a new text, played as player.js plays them and "
+                "fed back into the microphone 80 ms late over a -60 dBFS floor, with the page's playback position; "
+                "the levels side by side, the echo canceller on (the default) and off",
+                table(
+                    [
+                        "canceller",
+                        "echo",
+                        "replies",
+                        "seconds played, shortest / mean",
+                        "ended complete",
+                        "turns started",
+                        "pauses",
+                        "echo stored as a question",
+                        "what was stored",
+                    ],
+                    rows,
+                ),
+            )
+        )
     if "wire" in results:
         wire, ptt = results["wire"], results["wire"]["push_to_talk"]
 
@@ -523,3 +560,150 @@ def tables(results: dict) -> list[tuple[str, str]]:
             )
         )
     return sections
+
+
+ECHO_LEVELS_DB = (-9, -20, -30)
+# Read back (VOICE_RESPONDER=readaloud): replies of 5 to 8 s in our voice, a new text every time.
+ECHO_REPLIES = [
+    f"{opening} The {thing} opens at {hour} in the morning and closes at {hour + 9} in the evening, "
+    f"every day except {day}."
+    for opening, thing, hour, day in (
+        ("Here is what I found.", "library", 9, "Monday"),
+        ("Good question.", "museum", 10, "Tuesday"),
+        ("Let me check.", "swimming pool", 7, "Sunday"),
+        ("According to the website,", "bakery", 6, "Wednesday"),
+        ("Sure.", "post office", 8, "Saturday"),
+        ("I looked it up.", "garden centre", 9, "Thursday"),
+        ("Right.", "town hall", 8, "Friday"),
+        ("Of course.", "market", 7, "Monday"),
+        ("Here you go.", "gallery", 10, "Wednesday"),
+        ("It depends on the season, but usually", "zoo", 9, "Christmas Day"),
+    )
+] + [
+    f"Tomorrow in {city} will be {weather}, with a high of {high} degrees and {wind} in the afternoon."
+    for city, weather, high, wind in (
+        ("Paris", "sunny and warm", 24, "a light breeze"),
+        ("London", "cloudy with some rain", 16, "a strong wind"),
+        ("Madrid", "hot and dry", 33, "hardly any wind"),
+        ("Oslo", "cold and bright", 4, "a north wind"),
+        ("Rome", "mild with clear skies", 21, "a gentle breeze"),
+        ("Berlin", "grey and damp", 12, "gusts of wind"),
+        ("Lisbon", "warm with a few clouds", 23, "a sea breeze"),
+        ("Dublin", "wet and windy", 13, "heavy showers"),
+        ("Vienna", "fresh and sunny", 18, "a light wind"),
+        ("Prague", "foggy in the morning", 15, "sunshine"),
+    )
+]
+
+
+class _SpeakerPage:
+    """A page with a speaker on a listening socket: it plays the replies it asked for as player.js plays them.
+
+    The microphone hears the speaker ``gain_db`` quieter and 80 ms late over a -60 dBFS floor, and streams
+    all the time in 100 ms frames, each followed by ``playback.position`` while a reply plays.
+    """
+
+    def __init__(self, socket, gain_db: float) -> None:
+        self.socket, self.gain = socket, 10 ** (gain_db / 20)
+        self.speaker = np.zeros(round(0.08 * 16000), np.float32)  # the 80 ms on the way to the microphone
+        self.rng = np.random.default_rng(-round(gain_db))
+        self.frames = 0  # of the microphone, since listen.start
+        self.began = time.monotonic()
+
+    async def _capture(self, sound: np.ndarray, reply: int | None, played: int) -> None:
+        from voice import audio
+
+        self.speaker = np.concatenate((self.speaker, sound))
+        heard, self.speaker = self.speaker[:1600] * self.gain, self.speaker[1600:]
+        self.frames += 1
+        await asyncio.sleep(max(0.0, self.began + self.frames * 0.1 - time.monotonic()))  # captured: now send it
+        await self.socket.send(audio.to_pcm16(heard + self.rng.normal(0, 1e-3, 1600)))
+        if reply is not None:
+            position = {"message_id": reply, "played_ms": round(played / 16), "mic_samples": self.frames * 1600}
+            await self.socket.send(json.dumps({"type": "playback.position", **position}))
+
+    async def reply(self, text: str) -> dict:
+        """Ask ``text`` (read back); play the reply and listen until 1.5 s after its end."""
+        from voice import protocol
+        from voice.handsfree.playback import chunk_samples
+        from voice.models import Message
+
+        inbox: asyncio.Queue = asyncio.Queue()
+
+        async def read() -> None:
+            async for message in self.socket:
+                inbox.put_nowait(message)
+
+        reader = asyncio.create_task(read())
+        await self.socket.send(json.dumps({"type": "query", "text": text}))
+        queued, playhead, paused, reply, status = np.zeros(0, np.float32), 0, False, None, None
+        fragments, turns, ducks, stopped_as = [], 0, 0, None
+        try:
+            async with asyncio.timeout(120):
+                while status is None or playhead < len(queued) + 1.5 * 16000:
+                    while not inbox.empty():
+                        message = inbox.get_nowait()
+                        if isinstance(message, bytes):
+                            chunk = protocol.AudioData.from_frame(message)
+                            if reply in (None, chunk.header["message_id"]):
+                                reply = chunk.header["message_id"]
+                                samples = chunk_samples(chunk.header, chunk.data).astype(np.float32) / 32768
+                                gap = np.zeros(max(0, playhead - len(queued)), np.float32)
+                                queued = np.concatenate((queued, gap, samples))
+                            continue
+                        event = json.loads(message)
+                        kind, found = event["type"], event.get("message", {})
+                        if kind == "playback.duck":
+                            paused, ducks = event["on"], ducks + event["on"]
+                        elif kind == "listen.turn" and event["phase"] == "speaking":
+                            turns += 1
+                        elif kind == "message" and found["role"] == "user":
+                            if (found.get("client_id") or "").startswith("h-"):
+                                fragments.append(found["text"])
+                        elif kind == "message" and found["id"] == reply and found["status"] in Message.STOPPED:
+                            queued, paused = queued[:playhead], False  # stopped here: nothing more plays
+                            stopped_as = found["status"]
+                        elif kind == "reply.done" and event["message_id"] == reply:
+                            status = event["status"]
+                    sound = np.zeros(1600, np.float32)
+                    if not paused and playhead < len(queued):
+                        part = queued[playhead : playhead + 1600]
+                        sound[: len(part)] = part
+                    if not paused and reply is not None:
+                        playhead += 1600
+                    await self._capture(sound, reply, min(playhead, len(queued)))
+        finally:
+            reader.cancel()
+        return {
+            "status": stopped_as or status,
+            "seconds": len(queued) / 16000,
+            "fragments": fragments,
+            "turns": turns,
+            "ducks": ducks,
+        }
+
+
+async def echo_through_a_speaker(client, replies: int) -> dict:
+    """``replies`` replies at each echo level, the levels side by side (one conversation each, at once)."""
+
+    async def level(gain_db: float) -> list[dict]:
+        async with _open(client) as socket:
+            await socket.send(json.dumps({"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}))
+            while json.loads(await socket.recv())["type"] != "listen.state":
+                pass
+            page = _SpeakerPage(socket, gain_db)
+            return [await page.reply(text) for text in ECHO_REPLIES[:replies]]
+
+    runs = await asyncio.gather(*(level(gain_db) for gain_db in ECHO_LEVELS_DB))
+    return {
+        gain_db: {
+            "replies": len(results),
+            "complete": sum(r["status"] == "complete" for r in results),
+            "fragments": [text for r in results for text in r["fragments"]],
+            "turns": sum(r["turns"] for r in results),
+            "ducks": sum(r["ducks"] for r in results),
+            "shortest": min(r["seconds"] for r in results),
+            "mean_seconds": statistics.mean(r["seconds"] for r in results),
+        }
+        for gain_db, results in zip(ECHO_LEVELS_DB, runs, strict=True)
+    }

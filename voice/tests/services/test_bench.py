@@ -37,6 +37,11 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert 0.8 < rules["silence"]["delay_mean"] < 1.0 and rules["silence"]["judging_median"] is None
     # Every quiet's words were judged, by the model.
     assert rules["model"] and sum(rules["verdicts"].values()) >= 8 and rules["judged"]["judging_median"] > 0
+    # Replies of at least 5 s played through a speaker at each echo level, read back whole.
+    on, off = hands_free["echo"][True], hands_free["echo"][False]
+    assert list(on) == list(off) == [-9, -20, -30]
+    assert all(level["replies"] == 3 and level["shortest"] >= 5 for level in on.values())
+    assert all(level["replies"] == 2 for level in off.values())
     wire = hands_free["wire"]
     # The final transcript is ready when the turn ends (the eager pass), and the answer follows.
     assert 0 < wire["turn_end"] <= wire["final"] < wire["first_audio"]
