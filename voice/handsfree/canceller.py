@@ -68,8 +68,9 @@ UNPLACED = 2.0
 ANALYSED = SAMPLE_RATE // 2  # samples of microphone per look
 REACH = SAMPLE_RATE // 2  # the echo comes at most this late after its reference
 ECHO_AT = 0.4  # a look that finds the reply in the microphone: cancel from now on
-NO_ECHO_BELOW = 0.2  # a look that finds nothing of it
-NO_ECHO_LOOKS = 4  # this many in a row (2 s of a reply sounding unheard): a headset, leave the microphone be
+NO_ECHO_BELOW = 0.2  # a look that finds nothing of it, in a microphone
+QUIET = 10 ** (-12 / 20)  # ... this much quieter than the reply: a person talking over it blurs the correlation
+NO_ECHO_LOOKS = 2  # this many in a row (1 s of a reply sounding unheard): a headset, leave the microphone be
 REFERENCE_RMS = 10 ** (-45 / 20)  # a reference quieter than this says nothing either way
 
 
@@ -83,7 +84,8 @@ class EchoPath:
     AEC3 starts each reply cautiously when it has no echo to cancel: with a headset it lowered the first half
     second of every reply by 30 dB and the person's voice by 9 dB throughout (§6). So the canceller's output
     is used while an echo path is heard, and the microphone's own while the replies sound without coming
-    back. It starts on the safe side (cancelling), and a reply that comes back switches it on again.
+    back. It starts on the safe side (cancelling), and a reply that comes back switches it on again. A look
+    while someone talks (the microphone not much quieter than the reply) says nothing either way.
     """
 
     def __init__(self) -> None:
@@ -114,7 +116,7 @@ class EchoPath:
             if not self.heard:
                 logger.info("The microphone hears the replies again (a speaker): cancelling their echo")
             self.heard = True
-        elif peak < NO_ECHO_BELOW:
+        elif peak < NO_ECHO_BELOW and np.sqrt(np.mean(mic**2)) < QUIET * np.sqrt(np.mean(far[REACH:] ** 2)):
             self._unheard += 1
             if self.heard and self._unheard >= NO_ECHO_LOOKS:
                 self.heard = False
