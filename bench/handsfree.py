@@ -463,7 +463,7 @@ def tables(results: dict) -> list[tuple[str, str]]:
             (
                 "Hands-free with a speaker: replies read back, each a new text, played as player.js plays them and "
                 "fed back into the microphone 80 ms late over a -60 dBFS floor, with the page's playback position; "
-                "the levels side by side, the echo canceller on (the default) and off",
+                "the levels side by side, the echo canceller on and off (its default)",
                 table(
                     [
                         "canceller",
@@ -653,7 +653,7 @@ class _SpeakerPage:
                             continue
                         event = json.loads(message)
                         kind, found = event["type"], event.get("message", {})
-                        if kind == "playback.duck":
+                        if kind == "playback.duck" and event["message_id"] == reply:
                             paused, ducks = event["on"], ducks + event["on"]
                         elif kind == "listen.turn" and event["phase"] == "speaking":
                             turns += 1

@@ -67,7 +67,8 @@ UNPLACED = 2.0
 # headset leaking at -45 dB, and at most 0.15 with no echo, a person talking included.
 ANALYSED = SAMPLE_RATE // 2  # samples of microphone per look
 REACH = SAMPLE_RATE // 2  # the echo comes at most this late after its reference
-ECHO_AT = 0.4  # a look that finds the reply in the microphone: cancel from now on
+ECHO_AT = 0.4  # a look that finds the reply in the microphone: cancel from now on ...
+SOFTER = 10 ** (-3 / 20)  # ... if it is quieter than the reply (an echo is; a person in the same voice may not be)
 NO_ECHO_BELOW = 0.2  # a look that finds nothing of it, in a microphone
 QUIET = 10 ** (-12 / 20)  # ... this much quieter than the reply: a person talking over it blurs the correlation
 NO_ECHO_LOOKS = 2  # this many in a row (1 s of a reply sounding unheard): a headset, leave the microphone be
@@ -84,12 +85,14 @@ class EchoPath:
     AEC3 starts each reply cautiously when it has no echo to cancel: with a headset it lowered the first half
     second of every reply by 30 dB and the person's voice by 9 dB throughout (§6). So the canceller's output
     is used while an echo path is heard, and the microphone's own while the replies sound without coming
-    back. It starts on the safe side (cancelling), and a reply that comes back switches it on again. A look
-    while someone talks (the microphone not much quieter than the reply) says nothing either way.
+    back. It starts as a headset, so that a person who talks over the very start of the first reply is heard
+    whole; the first look at a reply coming back (half a second) switches the canceller's output on, and AEC3,
+    fed all along, has converged by then. A look while someone talks (the microphone not much quieter than the
+    reply) says nothing either way.
     """
 
     def __init__(self) -> None:
-        self.heard = True
+        self.heard = False
         self._mic = np.zeros(0, dtype=np.float64)
         self._far = np.zeros(REACH, dtype=np.float64)  # REACH samples more than the microphone, before it
         self._unheard = 0
@@ -111,12 +114,13 @@ class EchoPath:
         energy = np.concatenate(([0.0], np.cumsum(far**2)))
         far_norms = np.sqrt(energy[ANALYSED : ANALYSED + REACH + 1] - energy[: REACH + 1])
         peak = float(np.max(np.abs(correlation) / (np.sqrt(np.sum(mic**2)) * far_norms + 1e-9)))
-        if peak >= ECHO_AT:
+        mic_rms, far_rms = np.sqrt(np.mean(mic**2)), np.sqrt(np.mean(far[REACH:] ** 2))
+        if peak >= ECHO_AT and mic_rms < SOFTER * far_rms:
             self._unheard = 0
             if not self.heard:
                 logger.info("The microphone hears the replies again (a speaker): cancelling their echo")
             self.heard = True
-        elif peak < NO_ECHO_BELOW and np.sqrt(np.mean(mic**2)) < QUIET * np.sqrt(np.mean(far[REACH:] ** 2)):
+        elif peak < NO_ECHO_BELOW and mic_rms < QUIET * far_rms:
             self._unheard += 1
             if self.heard and self._unheard >= NO_ECHO_LOOKS:
                 self.heard = False
