@@ -85,14 +85,14 @@ class EchoPath:
     AEC3 starts each reply cautiously when it has no echo to cancel: with a headset it lowered the first half
     second of every reply by 30 dB and the person's voice by 9 dB throughout (§6). So the canceller's output
     is used while an echo path is heard, and the microphone's own while the replies sound without coming
-    back. It starts as a headset, so that a person who talks over the very start of the first reply is heard
-    whole; the first look at a reply coming back (half a second) switches the canceller's output on, and AEC3,
-    fed all along, has converged by then. A look while someone talks (the microphone not much quieter than the
-    reply) says nothing either way.
+    back. It starts on the safe side (cancelling): the first half second of a speaker's echo would otherwise
+    reach the turn detector (it did, in every simulated room). Two looks at a reply sounding unheard (1 s)
+    let the microphone be; a look at a reply coming back switches the canceller's output on again. A look
+    while someone talks (the microphone not much quieter than the reply) says nothing either way.
     """
 
     def __init__(self) -> None:
-        self.heard = False
+        self.heard = True
         self._mic = np.zeros(0, dtype=np.float64)
         self._far = np.zeros(REACH, dtype=np.float64)  # REACH samples more than the microphone, before it
         self._unheard = 0

@@ -185,9 +185,11 @@ def test_with_a_headset_the_microphone_goes_to_the_turn_detector_as_it_came():
     person[5 * RATE : 8 * RATE] = speech_like(3, pitch=220, seed=2)  # talks over the reply: no echo of it
     mic = person + np.random.default_rng(5).normal(0, 1e-3, len(reply))
     out, heard = cancelled(mic, reply)
-    # Never taken for a speaker: the microphone goes to the turn detector as it came, from the first sample.
-    assert not any(heard)
-    assert np.array_equal(out, np.frombuffer(pcm(mic), dtype="<i2") / 32768)
+    # Cancelling at first (the safe side); a second of the reply without an echo: a headset.
+    assert heard[0] and not heard[-1]
+    assert heard.index(False) <= 15  # within 1.5 s of the reply
+    after = slice(heard.index(False) * PIECE + PIECE, len(mic) - PIECE)
+    assert np.array_equal(out[after], np.frombuffer(pcm(mic), dtype="<i2")[after] / 32768)
     # The person's words pass untouched (AEC3 took 9 dB off them when it ran on a headset).
     talk = slice(5 * RATE, 8 * RATE)
     assert abs(10 * np.log10(power(out[talk]) / power(person[talk]))) < 0.5
@@ -199,7 +201,7 @@ def test_a_speaker_keeps_the_canceller_on_and_one_plugged_in_later_turns_it_back
     person = np.zeros_like(reply)
     person[3 * RATE : 5 * RATE] = speech_like(2, pitch=220, seed=2)
     _, heard = cancelled(room(reply, delay=0.08, gain_db=-20) + person + floor, reply)
-    assert not heard[0] and all(heard[5:])  # a speaker from the first look on, double talk included
+    assert all(heard)  # a speaker throughout, double talk included
     # A headset for 7 s, then the speaker: the echo is cancelled again within a second of it.
     echo = room(reply, delay=0.08, gain_db=-9)
     echo[: 7 * RATE] = 0

@@ -34,7 +34,7 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     hands_free = results["handsfree"]
     rules = hands_free["turn_rule"]
     assert rules["silence"]["utterances"] == rules["judged"]["utterances"] == {"sentences": 1, "hesitation": 1}
-    assert 0.8 < rules["silence"]["delay_mean"] < 1.0 and rules["silence"]["judging_median"] is None
+    assert 0.7 < rules["silence"]["delay_mean"] < 1.0 and rules["silence"]["judging_median"] is None
     # Every quiet's words were judged, by the model.
     assert rules["model"] and sum(rules["verdicts"].values()) >= 8 and rules["judged"]["judging_median"] > 0
     # Replies of at least 5 s played through a speaker at each echo level, read back whole.
