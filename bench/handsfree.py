@@ -639,7 +639,7 @@ class _SpeakerPage:
         queued, playhead, paused, reply, status = np.zeros(0, np.float32), 0, False, None, None
         fragments, turns, ducks, stopped_as = [], 0, 0, None
         try:
-            async with asyncio.timeout(120):
+            async with asyncio.timeout(120):  # reported as "timed out", not raised: the other replies go on
                 while status is None or playhead < len(queued) + 1.5 * 16000:
                     while not inbox.empty():
                         message = inbox.get_nowait()
@@ -672,6 +672,8 @@ class _SpeakerPage:
                     if not paused and reply is not None:
                         playhead += 1600
                     await self._capture(sound, reply, min(playhead, len(queued)))
+        except TimeoutError:
+            status = "timed out"
         finally:
             reader.cancel()
         return {
