@@ -160,6 +160,7 @@ _model: ProcessService[SentenceEnd] = ProcessService(
 # One judgement at a time for the whole process: the model shares two cores with the replies.
 _threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voice-turn-judge")
 _waiting = 0
+_counting = threading.Lock()
 
 
 @functools.cache
@@ -190,10 +191,17 @@ def _judge_now(text: str) -> Judgement:
 async def judgement(text: str) -> Judgement | None:
     """``judge`` on the judge's thread; None when judgements already wait (the default silence then ends it)."""
     global _waiting
-    if _waiting >= settings.VOICE_HANDSFREE_TURN_QUEUE:
-        return None
-    _waiting += 1
-    try:
-        return await asyncio.get_running_loop().run_in_executor(_threads, _judge_now, text)
-    finally:
+    with _counting:
+        if _waiting >= settings.VOICE_HANDSFREE_TURN_QUEUE:
+            return None
+        _waiting += 1
+    job = _threads.submit(_judge_now, text)
+    # Counted down when the job ends or is cancelled, whatever becomes of the caller (its loop may be gone).
+    job.add_done_callback(_done)
+    return await asyncio.wrap_future(job)
+
+
+def _done(job) -> None:
+    global _waiting
+    with _counting:
         _waiting -= 1
