@@ -505,9 +505,8 @@ VOICE_HANDSFREE_EAGER_MS = env_int("VOICE_HANDSFREE_EAGER_MS", 200)
 # Seconds of a turn between partial transcripts (0: none; barge-in then waits for the end of the turn).
 VOICE_HANDSFREE_PARTIAL_SECONDS = env_float("VOICE_HANDSFREE_PARTIAL_SECONDS", 1.0)
 # Take the reply's own sound out of the open microphone (WebRTC's AEC3, voice/handsfree/canceller.py), while the
-# microphone hears the replies at all (a speaker; a headset's is left as it is: docs/handsfree.md §6). Off by
-# default until that look tells a person talking in the reply's own voice from its echo.
-VOICE_HANDSFREE_ECHO_CANCELLER = env_bool("VOICE_HANDSFREE_ECHO_CANCELLER", False)
+# microphone hears the replies at all (a speaker; a headset's is left as it is: docs/handsfree.md §6).
+VOICE_HANDSFREE_ECHO_CANCELLER = env_bool("VOICE_HANDSFREE_ECHO_CANCELLER", True)
 # Minutes without speech after which hands-free mode turns itself off.
 VOICE_HANDSFREE_IDLE_MINUTES = env_float("VOICE_HANDSFREE_IDLE_MINUTES", 5.0)
 # Sockets of one user that may listen at once (0: no limit).

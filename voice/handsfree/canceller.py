@@ -69,6 +69,9 @@ ANALYSED = SAMPLE_RATE // 2  # samples of microphone per look
 REACH = SAMPLE_RATE // 2  # the echo comes at most this late after its reference
 ECHO_AT = 0.4  # a look that finds the reply in the microphone: cancel from now on ...
 SOFTER = 10 ** (-3 / 20)  # ... if it is quieter than the reply (an echo is; a person in the same voice may not be)
+ALL_ECHO = 0.7  # ... or at any level if it is mostly the reply (half its energy or more; a person: at most 0.15)
+STEADY = 0.4  # ... and each half of the look follows the reply at least this well, relative to the whole,
+SAME_DELAY = SAMPLE_RATE * 3 // 1000  # ... at the same delay (within 3 ms)
 NO_ECHO_BELOW = 0.2  # a look that finds nothing of it, in a microphone
 QUIET = 10 ** (-12 / 20)  # ... this much quieter than the reply: a person talking over it blurs the correlation
 NO_ECHO_LOOKS = 2  # this many in a row (1 s of a reply sounding unheard): a headset, leave the microphone be
@@ -80,51 +83,108 @@ class CancellerFailed(Exception):
 
 
 class EchoPath:
-    """Whether the replies come back into the microphone (a speaker) or not (a headset).
+    """Whether the replies come back into the microphone (a speaker) or not (a headset), and so which sound to use.
 
     AEC3 starts each reply cautiously when it has no echo to cancel: with a headset it lowered the first half
-    second of every reply by 30 dB and the person's voice by 9 dB throughout (§6). So the canceller's output
-    is used while an echo path is heard, and the microphone's own while the replies sound without coming
-    back. It starts on the safe side (cancelling): the first half second of a speaker's echo would otherwise
-    reach the turn detector (it did, in every simulated room). Two looks at a reply sounding unheard (1 s)
-    let the microphone be; a look at a reply coming back switches the canceller's output on again. A look
-    while someone talks (the microphone not much quieter than the reply) says nothing either way.
+    second of every reply by 30 dB and the person's voice by 9 dB throughout, and lost a person who talked
+    over the first second of a reply (§6). So the canceller's output is used while an echo path is heard, and
+    the microphone's own while the replies sound without coming back.
+
+    Until the first look at a reply says which (``heard`` is None), the microphone's sound waits for it, at
+    most half a second once, when the first reply starts: let through, the first half second of a speaker's
+    echo reached the turn detector in every simulated room; cancelled, a headset lost the person's first
+    words. A look that finds the reply in a microphone quieter than it is a speaker; two looks at a reply
+    sounding unheard in a quiet microphone (1 s) are a headset. Until then each look decides its own half
+    second: a microphone louder than the reply and not mostly the reply is a person talking (their sound as
+    it came, the reply's echo under it included), anything else unclear is cancelled.
     """
 
     def __init__(self) -> None:
-        self.heard = True
-        self._mic = np.zeros(0, dtype=np.float64)
+        self.heard: bool | None = None
+        self._mic = np.zeros(0, dtype=np.float64)  # the look being gathered, and what came after it
         self._far = np.zeros(REACH, dtype=np.float64)  # REACH samples more than the microphone, before it
+        self._raw = np.zeros(0, dtype=np.int16)  # the same samples as ``_mic``: the microphone's own
+        self._cancelled = np.zeros(0, dtype=np.int16)  # and the canceller's output
+        self._passed = 0  # of them, already passed on
         self._unheard = 0
 
-    def hear(self, mic: np.ndarray, far: np.ndarray) -> None:
-        """The next samples of the microphone and the reference at the same moments (PCM16 values)."""
+    def pass_on(self, mic: np.ndarray, far: np.ndarray, cancelled: np.ndarray) -> np.ndarray:
+        """The next samples of the microphone, the reference at the same moments and AEC3's output (PCM16).
+
+        Returns what the turn detector should hear now, in order: some of it may wait for the next look.
+        """
         self._mic = np.concatenate((self._mic, mic / 32768))
         self._far = np.concatenate((self._far, far / 32768))
+        self._raw = np.concatenate((self._raw, mic))
+        self._cancelled = np.concatenate((self._cancelled, cancelled))
+        out = []
         while len(self._mic) >= ANALYSED:
-            self._look(self._mic[:ANALYSED], self._far[: REACH + ANALYSED])
+            cancel = self._look(self._mic[:ANALYSED], self._far[: REACH + ANALYSED])
+            if self._passed < ANALYSED:
+                out.append((self._cancelled if cancel else self._raw)[self._passed : ANALYSED])
+            self._passed = max(0, self._passed - ANALYSED)
             self._mic, self._far = self._mic[ANALYSED:], self._far[ANALYSED:]
+            self._raw, self._cancelled = self._raw[ANALYSED:], self._cancelled[ANALYSED:]
+        if self.heard is not None or not self._far.any():  # known, or no reply sounded to come back
+            source = self._cancelled if self.heard else self._raw
+            out.append(source[self._passed :])
+            self._passed = len(source)
+        return np.concatenate(out) if out else self._raw[:0]
 
-    def _look(self, mic: np.ndarray, far: np.ndarray) -> None:
+    def _look(self, mic: np.ndarray, far: np.ndarray) -> bool:
+        """Learn from half a second of microphone; whether to use the canceller's output for it."""
+        if np.sqrt(np.mean(far**2)) < REFERENCE_RMS:
+            return bool(self.heard)  # no reply sounding, nor in the room still: nothing to learn or to cancel
         if np.sqrt(np.mean(far[REACH:] ** 2)) < REFERENCE_RMS:
-            return  # no reply sounding: nothing to learn
-        size = 1 << (len(far) + len(mic)).bit_length()
-        # correlation[j] = sum(mic[i] * far[i + j]): the echo REACH - j samples after its reference
-        correlation = np.fft.irfft(np.fft.rfft(far, size) * np.conj(np.fft.rfft(mic, size)), size)[: REACH + 1]
-        energy = np.concatenate(([0.0], np.cumsum(far**2)))
-        far_norms = np.sqrt(energy[ANALYSED : ANALYSED + REACH + 1] - energy[: REACH + 1])
-        peak = float(np.max(np.abs(correlation) / (np.sqrt(np.sum(mic**2)) * far_norms + 1e-9)))
+            return self.heard is not False  # a reply's last echo, perhaps
+        correlations = _correlations(mic, far)
+        lag = int(np.argmax(correlations))
+        peak = float(correlations[lag])
         mic_rms, far_rms = np.sqrt(np.mean(mic**2)), np.sqrt(np.mean(far[REACH:] ** 2))
-        if peak >= ECHO_AT and mic_rms < SOFTER * far_rms:
+        softer = mic_rms < SOFTER * far_rms
+        if ((peak >= ECHO_AT and softer) or peak >= ALL_ECHO) and _steady(mic, far, lag, peak):
             self._unheard = 0
-            if not self.heard:
+            if self.heard is False:
                 logger.info("The microphone hears the replies again (a speaker): cancelling their echo")
             self.heard = True
         elif peak < NO_ECHO_BELOW and mic_rms < QUIET * far_rms:
             self._unheard += 1
-            if self.heard and self._unheard >= NO_ECHO_LOOKS:
+            if self.heard is not False and self._unheard >= NO_ECHO_LOOKS:
                 self.heard = False
                 logger.info("The microphone does not hear the replies (a headset): leaving it be")
+            if self.heard is None:
+                return False  # nothing of the reply in it to take out
+        if self.heard is None:
+            return softer and peak >= NO_ECHO_BELOW  # louder than the reply: someone talking, keep their voice
+        return self.heard
+
+
+def _correlations(mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """The normalised correlation of ``mic`` with ``far`` (REACH samples longer, before it) at each delay."""
+    size = 1 << (len(far) + len(mic)).bit_length()
+    # correlation[j] = sum(mic[i] * far[i + j]): the echo REACH - j samples after its reference
+    correlation = np.fft.irfft(np.fft.rfft(far, size) * np.conj(np.fft.rfft(mic, size)), size)[: REACH + 1]
+    energy = np.concatenate(([0.0], np.cumsum(far**2)))
+    far_norms = np.sqrt(energy[len(mic) : len(mic) + REACH + 1] - energy[: REACH + 1])
+    return np.abs(correlation) / (np.sqrt(np.sum(mic**2)) * far_norms + 1e-9)
+
+
+def _steady(mic: np.ndarray, far: np.ndarray, lag: int, peak: float) -> bool:
+    """Whether each half of the look follows the reply at the whole's delay, as an echo does all along.
+
+    A person whose voice resembles the reply's (in its own Piper voice, half a second reached 0.48) does so
+    only by chance, in one half: the other, at that delay, came to 0.00-0.02; an echo's halves, 0.24 or more
+    (docs/handsfree.md §6). A half with no reply sounding says nothing.
+    """
+    half = len(mic) // 2
+    for at in (0, half):
+        reference = far[at : at + REACH + half]
+        if np.sqrt(np.mean(reference**2)) < REFERENCE_RMS:
+            continue
+        nearby = _correlations(mic[at : at + half], reference)[max(0, lag - SAME_DELAY) : lag + SAME_DELAY + 1]
+        if nearby.max() < STEADY * peak:
+            return False
+    return True
 
 
 class EchoCanceller:
@@ -187,7 +247,7 @@ class EchoCanceller:
 
         What is left of a frame waits for the next piece, so the output trails by less than 10 ms. While
         the microphone does not hear the replies (``EchoPath``), it is returned as it came (AEC3 still
-        follows it, ready for a speaker).
+        follows it, ready for a speaker); until the first look at a reply, it waits for that look.
         """
         mic = np.concatenate((self._mic, np.frombuffer(pcm, dtype="<i2")))
         far = np.concatenate((self._far, far))
@@ -199,5 +259,5 @@ class EchoCanceller:
             raise CancellerFailed(repr(exc)) from exc
         if not out:
             return b""
-        self.echo_path.hear(mic[:whole], far[:whole])
-        return (np.concatenate(out) if self.echo_path.heard else mic[:whole]).astype("<i2").tobytes()
+        cancelled = np.concatenate(out).astype(np.int16)
+        return self.echo_path.pass_on(mic[:whole], far[:whole], cancelled).astype("<i2").tobytes()
