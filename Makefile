@@ -70,13 +70,17 @@ chromium:
 # deployment of its own (servers.Site), which then runs on PostgreSQL too. Not run twice, since they
 # cannot differ: tests that use no database (units, pure model tests), the browser tests (they test the
 # page; the database work behind it is the other tiers' and runs on both), and those marked
-# `deployment`, which pick their database themselves.
+# `deployment`, which pick their database themselves. Each pass runs the tests marked `realtime` (a
+# microphone's audio sent in real time, what the server made of it judged in time) on their own after
+# the rest: beside another worker's models and browser on two cores they measured the machine's load.
 test: install chromium
 	$(BIN)/ruff check --no-cache .
 	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export DJANGO_DATA_DIR="$$data" && set -x && \
-	env -u DATABASE_URL $(BIN)/python -m pytest $(XDIST) && \
+	env -u DATABASE_URL $(BIN)/python -m pytest $(XDIST) -m "not realtime" && \
+	env -u DATABASE_URL $(BIN)/python -m pytest -m realtime && \
 	{ set +x; echo "--- on PostgreSQL: the tests that use a database (the deployment tests always use it) ---"; set -x; } && \
-	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(XDIST) -m "not deployment" --database-tests-only
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(XDIST) -m "not deployment and not realtime" --database-tests-only && \
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -m "realtime and not deployment" --database-tests-only
 
 # The fast tier alone, for the inner loop: no Redis, no PostgreSQL, no browser, no model, no server
 # (voice/tests/fast/conftest.py fails a test there that reaches for one). Under a minute.

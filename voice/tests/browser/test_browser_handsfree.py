@@ -29,7 +29,7 @@ from voice.tests.pages import (
     watch_errors,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.realtime]
 server = pages.server  # one Daphne for the module
 
 FIRST = "What time does the library close on Saturday?"

@@ -16,7 +16,7 @@ import pytest
 from voice.tests.pages import CHROMIUM, CHROMIUM_ARGS, log_in, new_context, send, wait_for_reply, watch_errors
 from voice.tests.servers import DaphneServer, Site
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.realtime]
 
 # Read back in Piper's voice: about 7 s.
 REPLY = (

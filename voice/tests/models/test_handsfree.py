@@ -15,7 +15,7 @@ from voice.metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.realtime]
 
 LISTEN = {"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}
 FRAME = 3200  # 100 ms
@@ -85,16 +85,16 @@ async def test_finished_words_end_the_turn_sooner_and_broken_ones_wait_longer(
 ):
     # The default silence, shorter than the pause in the sentence; long enough that the judgements (Whisper and
     # the model, 0.2 s each here, seconds under the suite's load) come before it.
-    settings.VOICE_HANDSFREE_END_SILENCE_MS = 2500
+    settings.VOICE_HANDSFREE_END_SILENCE_MS = 4000
     settings.VOICE_HANDSFREE_UNFINISHED_SILENCE_MS = 8000
     settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS = 400
     tab = await connect(conversation, user)
     await listen(tab)
-    # A pause of 3 s in the middle of a sentence ("I need to buy some." is one the model would go on), and after
-    # its end 2.2 s of silence, then no more audio: only a turn judged finished can end before 2.5 s of it.
+    # A pause of 4.5 s in the middle of a sentence ("I need to buy some." is one the model would go on), and after
+    # its end 3.5 s of silence, then no more audio: only a turn judged finished can end before 4 s of it.
     verdicts = {verdict: TURN_VERDICTS.labels(verdict)._value.get() for verdict in ("complete", "unfinished")}
-    broken = voices[BROKEN] + silence(3.0) + voices[REST]
-    await talk(tab, silence(0.5) + broken + silence(2.2), as_spoken=True)
+    broken = voices[BROKEN] + silence(4.5) + voices[REST]
+    await talk(tab, silence(0.5) + broken + silence(3.5), as_spoken=True)
     frames = await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
     await tab.disconnect()
     phases = [t["phase"] for t in events(frames, "listen.turn")]

@@ -127,6 +127,7 @@ def read_until(tab, wanted, timeout: float = 60) -> list[tuple]:
     return frames
 
 
+@pytest.mark.realtime
 def test_a_voice_over_a_workers_reply_stops_it_on_every_server(deployment):
     """Hands-free on server A; the reply made by a worker; another tab on server B; Redis between them all."""
     from bench.stt import spoken, word_error_rate
