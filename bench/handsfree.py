@@ -596,105 +596,64 @@ ECHO_REPLIES = [
 ]
 
 
-class _SpeakerPage:
-    """A page with a speaker on a listening socket: it plays the replies it asked for as player.js plays them.
+async def _reply_through_a_speaker(socket, page, text: str, *, began: float) -> dict:
+    """Ask ``text`` (read back) on a listening ``socket`` whose microphone streams all the time (``page``, a
+    ``SpeakerPage``, from ``began``); play the reply and listen until 1.5 s after its end."""
+    from voice.tests.servers import decoded
 
-    The microphone hears the speaker ``gain_db`` quieter and 80 ms late over a -60 dBFS floor, and streams
-    all the time in 100 ms frames, each followed by ``playback.position`` while a reply plays.
-    """
+    inbox: asyncio.Queue = asyncio.Queue()
 
-    def __init__(self, socket, gain_db: float) -> None:
-        self.socket, self.gain = socket, 10 ** (gain_db / 20)
-        self.speaker = np.zeros(round(0.08 * 16000), np.float32)  # the 80 ms on the way to the microphone
-        self.rng = np.random.default_rng(-round(gain_db))
-        self.frames = 0  # of the microphone, since listen.start
-        self.began = time.monotonic()
+    async def read() -> None:
+        async for message in socket:
+            inbox.put_nowait(decoded(message))
 
-    async def _capture(self, sound: np.ndarray, reply: int | None, played: int) -> None:
-        from voice import audio
-
-        self.speaker = np.concatenate((self.speaker, sound))
-        heard, self.speaker = self.speaker[:1600] * self.gain, self.speaker[1600:]
-        self.frames += 1
-        await asyncio.sleep(max(0.0, self.began + self.frames * 0.1 - time.monotonic()))  # captured: now send it
-        await self.socket.send(audio.to_pcm16(heard + self.rng.normal(0, 1e-3, 1600)))
-        if reply is not None:
-            position = {"message_id": reply, "played_ms": round(played / 16), "mic_samples": self.frames * 1600}
-            await self.socket.send(json.dumps({"type": "playback.position", **position}))
-
-    async def reply(self, text: str) -> dict:
-        """Ask ``text`` (read back); play the reply and listen until 1.5 s after its end."""
-        from voice import protocol
-        from voice.handsfree.playback import chunk_samples
-        from voice.models import Message
-
-        inbox: asyncio.Queue = asyncio.Queue()
-
-        async def read() -> None:
-            async for message in self.socket:
-                inbox.put_nowait(message)
-
-        reader = asyncio.create_task(read())
-        await self.socket.send(json.dumps({"type": "query", "text": text}))
-        queued, playhead, paused, reply, status = np.zeros(0, np.float32), 0, False, None, None
-        fragments, turns, ducks, stopped_as = [], 0, 0, None
-        try:
-            async with asyncio.timeout(120):  # reported as "timed out", not raised: the other replies go on
-                while status is None or playhead < len(queued) + 1.5 * 16000:
-                    while not inbox.empty():
-                        message = inbox.get_nowait()
-                        if isinstance(message, bytes):
-                            chunk = protocol.AudioData.from_frame(message)
-                            if reply in (None, chunk.header["message_id"]):
-                                reply = chunk.header["message_id"]
-                                samples = chunk_samples(chunk.header, chunk.data).astype(np.float32) / 32768
-                                gap = np.zeros(max(0, playhead - len(queued)), np.float32)
-                                queued = np.concatenate((queued, gap, samples))
-                            continue
-                        event = json.loads(message)
-                        kind, found = event["type"], event.get("message", {})
-                        if kind == "playback.duck" and event["message_id"] == reply:
-                            paused, ducks = event["on"], ducks + event["on"]
-                        elif kind == "listen.turn" and event["phase"] == "speaking":
-                            turns += 1
-                        elif kind == "message" and found["role"] == "user":
-                            if (found.get("client_id") or "").startswith("h-"):
-                                fragments.append(found["text"])
-                        elif kind == "message" and found["id"] == reply and found["status"] in Message.STOPPED:
-                            queued, paused = queued[:playhead], False  # stopped here: nothing more plays
-                            stopped_as = found["status"]
-                        elif kind == "reply.done" and event["message_id"] == reply:
-                            status = event["status"]
-                    sound = np.zeros(1600, np.float32)
-                    if not paused and playhead < len(queued):
-                        part = queued[playhead : playhead + 1600]
-                        sound[: len(part)] = part
-                    if not paused and reply is not None:
-                        playhead += 1600
-                    await self._capture(sound, reply, min(playhead, len(queued)))
-        except TimeoutError:
-            status = "timed out"
-        finally:
-            reader.cancel()
-        return {
-            "status": stopped_as or status,
-            "seconds": len(queued) / 16000,
-            "fragments": fragments,
-            "turns": turns,
-            "ducks": ducks,
-        }
+    reader = asyncio.create_task(read())
+    await socket.send(json.dumps({"type": "query", "text": text}))
+    fragments, turns, ducks = [], 0, 0
+    try:
+        async with asyncio.timeout(120):  # reported as "timed out", not raised: the other replies go on
+            while not page.played_out(1.5):
+                while not inbox.empty():
+                    frame = inbox.get_nowait()
+                    page.receive(frame)
+                    if frame[0] != "event":
+                        continue
+                    event, found = frame[1], frame[1].get("message", {})
+                    if event["type"] == "playback.duck" and event["message_id"] == page.reply:
+                        ducks += event["on"]
+                    elif event["type"] == "listen.turn" and event["phase"] == "speaking":
+                        turns += 1
+                    elif event["type"] == "message" and found["role"] == "user":
+                        if (found.get("client_id") or "").startswith("h-"):
+                            fragments.append(found["text"])
+                pcm, position = page.capture()
+                await asyncio.sleep(max(0.0, began + page.frames * 0.1 - time.monotonic()))  # captured: send it
+                await socket.send(pcm)
+                if position is not None:
+                    await socket.send(json.dumps(position))
+        status = page.stopped_as or page.done
+    except TimeoutError:
+        status = "timed out"
+    finally:
+        reader.cancel()
+    return {"status": status, "seconds": page.seconds, "fragments": fragments, "turns": turns, "ducks": ducks}
 
 
 async def echo_through_a_speaker(client, replies: int) -> dict:
     """``replies`` replies at each echo level, the levels side by side (one conversation each, at once)."""
+
+    from voice.tests.speaker import SpeakerPage, along
 
     async def level(gain_db: float) -> list[dict]:
         async with _open(client) as socket:
             await socket.send(json.dumps({"type": "listen.start", "format": "pcm_s16le", "sample_rate": 16000}))
             while json.loads(await socket.recv())["type"] != "listen.state":
                 pass
-            page = _SpeakerPage(socket, gain_db)
-            return [await page.reply(text) for text in ECHO_REPLIES[:replies]]
+            page, began, results = SpeakerPage(along(gain_db, 0.08), seed=-round(gain_db)), time.monotonic(), []
+            for text in ECHO_REPLIES[:replies]:
+                page.next_reply()
+                results.append(await _reply_through_a_speaker(socket, page, text, began=began))
+            return results
 
     runs = await asyncio.gather(*(level(gain_db) for gain_db in ECHO_LEVELS_DB))
     return {

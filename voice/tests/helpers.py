@@ -8,7 +8,6 @@ import asyncio
 import inspect
 import io
 import json
-from dataclasses import astuple
 
 import numpy as np
 from asgiref.sync import sync_to_async
@@ -16,10 +15,11 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.test import Client
 
-from voice import audio, protocol
+from voice import audio
 from voice.filters.speech import Piece, SpeechText
 from voice.sentences import Sentence, SentenceSplitter
 from voice.stt import SAMPLE_RATE
+from voice.tests.servers import decoded
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -61,9 +61,7 @@ async def receive_frame(communicator, seconds=20):
     frame = await communicator.receive_output(seconds)
     if frame["type"] == "websocket.close":
         return ("close", frame.get("code"))
-    if frame.get("bytes") is not None:
-        return ("audio", *astuple(protocol.AudioData.from_frame(frame["bytes"])))
-    return ("event", json.loads(frame["text"]))
+    return decoded(frame["bytes"] if frame.get("bytes") is not None else frame["text"])
 
 
 async def until_done(communicator, seconds=30):

@@ -356,10 +356,14 @@ def send_query(socket_, text: str) -> None:
 
 def read_frame(socket_, timeout: float) -> tuple:
     """("event", dict) or ("audio", header, bytes), as the test helpers of the consumer."""
-    frame = socket_.recv(timeout=timeout)
-    if isinstance(frame, bytes):
-        return ("audio", *astuple(protocol.AudioData.from_frame(frame)))
-    return ("event", json.loads(frame))
+    return decoded(socket_.recv(timeout=timeout))
+
+
+def decoded(message: str | bytes) -> tuple:
+    """A socket's message as ("event", dict) or ("audio", header, bytes)."""
+    if isinstance(message, bytes):
+        return ("audio", *astuple(protocol.AudioData.from_frame(message)))
+    return ("event", json.loads(message))
 
 
 def read_reply(socket_, timeout: float = 30) -> list[tuple]:

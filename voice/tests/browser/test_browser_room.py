@@ -6,17 +6,19 @@ its speakers is tapped), delayed, attenuated and laid over a -60 dBFS noise
 floor, as a speaker beside the microphone would send it back. A synthetic
 stream gets no echo cancellation from the browser, which is also what many
 external speakers and Bluetooth devices get. The server's echo canceller is
-on; nothing is pressed after the question is typed.
+on (the default); nothing is pressed after the question is typed.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from voice.tests.pages import CHROMIUM, CHROMIUM_ARGS, log_in, new_context, send, wait_for_reply, watch_errors
-from voice.tests.servers import DaphneServer, Site
+from voice.tests import pages
+from voice.tests.pages import log_in, new_context, send, wait_for_reply, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.realtime]
+# One Daphne (its echo canceller on, the default) and one Chromium for the module.
+server, browser = pages.server, pages.browser
 
 # Read back in Piper's voice: about 7 s.
 REPLY = (
@@ -72,29 +74,8 @@ ROOM = """([delay, gain, floor]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def speaker_server(tmp_path_factory):
-    site = Site(
-        tmp_path_factory.mktemp("room-site"), VOICE_TTS_CACHE_MB="0", VOICE_HANDSFREE_ECHO_CANCELLER="true"
-    ).setup()
-    daphne = DaphneServer(site).start()
-    yield daphne
-    daphne.stop()
-    site.destroy()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def room_page(chromium, server, delay: float, gain_db: float):
-    context = new_context(chromium)
+def room_page(browser, server, delay: float, gain_db: float):
+    context = new_context(browser)
     page = context.new_page()
     page.add_init_script(f"({ROOM})({[delay, 10 ** (gain_db / 20), 10 ** (-60 / 20)]})")
     errors = watch_errors(page)
@@ -107,9 +88,9 @@ def user_queries(server) -> list[str]:
 
 
 @pytest.mark.parametrize("gain_db, delay", [(-9, 0.1)])
-def test_the_replys_echo_through_a_speaker_is_cancelled_and_asks_nothing(chromium, speaker_server, gain_db, delay):
-    context, page, errors = room_page(chromium, speaker_server, delay, gain_db)
-    before = user_queries(speaker_server)
+def test_the_replys_echo_through_a_speaker_is_cancelled_and_asks_nothing(browser, server, gain_db, delay):
+    context, page, errors = room_page(browser, server, delay, gain_db)
+    before = user_queries(server)
     page.get_by_role("button", name="Hands-free").click()
     page.wait_for_function("window.voiceHandsFree.listening", timeout=30_000)
     assert page.evaluate("window.room.heardPlayback")  # the microphone hears the page's speakers
@@ -118,7 +99,7 @@ def test_the_replys_echo_through_a_speaker_is_cancelled_and_asks_nothing(chromiu
     # Its echo came back into the microphone all along, and two seconds after its end nothing was asked.
     sent = page.evaluate("window.voiceHandsFree.bytesSent")
     page.wait_for_function(f"window.voiceHandsFree.bytesSent >= {sent + 2 * 16000 * 2}", timeout=HEARD)
-    assert user_queries(speaker_server)[len(before) :] == [REPLY]  # the typed one only
+    assert user_queries(server)[len(before) :] == [REPLY]  # the typed one only
     assert page.locator(f'[data-message-id="{reply}"]').get_attribute("data-status") == "complete"
     assert [t for t in page.evaluate("window.voiceHandsFree.turns") if t["phase"] == "ended"] == []
     assert page.evaluate("window.voiceHandsFree.positionsSent") > 0

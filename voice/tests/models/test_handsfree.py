@@ -10,10 +10,10 @@ import pytest
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
 from voice.handsfree.canceller import CancellerFailed, EchoCanceller
-from voice.handsfree.playback import chunk_samples
 from voice.metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
+from voice.tests.speaker import SpeakerPage, along
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.realtime]
 
@@ -203,77 +203,27 @@ async def test_the_assistants_own_voice_does_not_interrupt_it(
     assert [m.text for m in await queries(conversation)] == [REPLY]  # the typed one only
 
 
-def along(gain_db: float, delay: float) -> np.ndarray:
-    """The impulse response of a speaker heard ``gain_db`` quieter and ``delay`` seconds late, and nothing else."""
-    response = np.zeros(round(delay * 16000) + 1)
-    response[-1] = 10 ** (gain_db / 20)
-    return response
-
-
 async def play_into_the_microphone(
     tab, response: np.ndarray, after: float = 1.5, *, positions: bool = True, person: np.ndarray | None = None
 ) -> list[tuple]:
-    """Be a page with a speaker: play the reply as player.js does and send what its microphone hears.
-
-    Chunks play gaplessly from their arrival (or the end of the one before), pausing while ``playback.duck``
-    says so; the microphone hears the speaker through ``response`` (an impulse response: ``along``) over a -60 dBFS
-    noise floor, and sends each 100 ms once it is captured, until ``after`` seconds past the reply's end, each
-    followed by where playback is (``playback.position``) unless not ``positions`` (an old page). ``person``:
-    what a person says into the microphone meanwhile, from the reply's first sound (silence first, if they
-    wait). Returns the frames received.
-    """
-    frames, queued, echo = [], np.zeros(0, np.float32), np.zeros(len(response) - 1)
-    rng = np.random.default_rng(11)
-    playhead, began, paused, done, n, reply, waited = 0, None, False, False, 0, None, 0
-    while not (done and playhead >= len(queued) + after * 16000):
+    """Be a page with a speaker (``SpeakerPage``) on ``tab`` from the reply's first sound until ``after`` seconds
+    past its end: each 100 ms the microphone hears is sent once it is captured, followed by where playback is
+    (``playback.position``) unless not ``positions`` (an old page). Returns the frames received."""
+    page, frames, began = SpeakerPage(response, person=person), [], None
+    while not page.played_out(after):
         while not tab.output_queue.empty():
-            frame = await receive_frame(tab)
-            frames.append(frame)
-            if frame[0] == "audio" and reply in (None, frame[1]["message_id"]):  # the first reply only
-                reply = frame[1]["message_id"]
-                began = began or time.monotonic()
-                samples = chunk_samples(frame[1], frame[2]).astype(np.float32) / 32768
-                gap = max(0, playhead - len(queued))  # the chunk came late: silence before it, not the reply's
-                waited += gap
-                queued = np.concatenate((queued, np.zeros(gap, np.float32), samples))
-            elif frame[0] == "audio":
-                continue
-            elif frame[1]["type"] == "playback.duck":
-                paused = frame[1]["on"]
-            elif frame[1]["type"] == "reply.done" and frame[1]["message_id"] == reply:
-                done = True
-            if frame[0] == "event" and stopped(frame[1], reply):  # the page plays nothing more of it
-                queued, paused = queued[:playhead], False
-        if began is None:
+            frames.append(await receive_frame(tab))
+            page.receive(frames[-1])
+        if page.reply is None:
             await asyncio.sleep(0.005)
             continue
-        sound = np.zeros(1600, np.float32)
-        if not paused:
-            part = queued[playhead : playhead + 1600]
-            sound[: len(part)] = part
-            playhead += 1600
-        ringing = np.convolve(sound, response)  # overlap-add: what this frame still rings into the next ones
-        ringing[: len(echo)] += echo
-        through, echo = ringing[:1600], ringing[1600:]
-        heard = through + rng.normal(0, 1e-3, 1600)
-        if person is not None:
-            said = person[n * 1600 : (n + 1) * 1600]
-            heard[: len(said)] += said
-        n += 1
-        await asyncio.sleep(max(0.0, began + n * 0.1 - time.monotonic()))  # captured: now it can be sent
-        await tab.send_to(bytes_data=audio.to_pcm16(heard))
-        if positions and reply is not None:
-            played = min(playhead, len(queued)) - waited
-            position = {"message_id": reply, "played_ms": round(played / 16), "mic_samples": n * 1600}
-            await tab.send_json_to({"type": "playback.position", **position})
+        began = began or time.monotonic()
+        pcm, position = page.capture()
+        await asyncio.sleep(max(0.0, began + page.frames * 0.1 - time.monotonic()))  # captured: now send it
+        await tab.send_to(bytes_data=pcm)
+        if positions:
+            await tab.send_json_to(position)
     return frames
-
-
-def stopped(event: dict, message_id: int | None) -> bool:
-    """Whether ``event`` says that reply ``message_id`` was stopped (while being written, or after)."""
-    status = event.get("status") if event["type"] == "reply.done" else event.get("message", {}).get("status")
-    found = event.get("message_id", event.get("message", {}).get("id"))
-    return found == message_id and status in Message.STOPPED
 
 
 SPEAKERS = {
@@ -322,10 +272,13 @@ async def test_through_the_canceller_a_person_over_the_echoing_reply_interrupts_
     reply = events(frames, "reply.done")[0]["message_id"]
     assert (await Message.objects.aget(pk=reply)).status == Message.Status.INTERRUPTED
     assert [d["on"] for d in events(frames, "playback.duck")][:1] == [True]  # paused first, then stopped
-    # One turn, the person's: AEC3 sometimes swallows "Wait" as the double talk begins (docs/handsfree.md §6).
+    # One turn, the person's. As the double talk begins AEC3 takes part of the first word, and Whisper makes
+    # "Wait, tell me" of the rest or not ("Tell me", "and you can tell me", "and it's copied"): word errors
+    # 0-0.33 (docs/handsfree.md §6; the bench counts them). What they asked for always comes through.
     assert [t["phase"] for t in events(frames, "listen.turn")] == ["speaking", "ended"]
     stored = await queries(conversation)
-    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.2, stored[1].text
+    assert len(stored) == 2 and word_error_rate([OVER], [stored[1].text]) <= 0.4, stored[1].text
+    assert words(stored[1].text).endswith("about the weekend in london instead"), stored[1].text
 
 
 async def test_a_person_speaking_over_the_reply_interrupts_it_and_is_answered(
