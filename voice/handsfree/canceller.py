@@ -101,10 +101,9 @@ class EchoPath:
 
     def __init__(self) -> None:
         self.heard: bool | None = None
-        self._mic = np.zeros(0, dtype=np.float64)  # the look being gathered, and what came after it
-        self._far = np.zeros(REACH, dtype=np.float64)  # REACH samples more than the microphone, before it
-        self._raw = np.zeros(0, dtype=np.int16)  # the same samples as ``_mic``: the microphone's own
-        self._cancelled = np.zeros(0, dtype=np.int16)  # and the canceller's output
+        self._raw = np.zeros(0, dtype=np.int16)  # the microphone: the look being gathered, and what came after it
+        self._far = np.zeros(REACH, dtype=np.int16)  # the reference: REACH samples more, before it
+        self._cancelled = np.zeros(0, dtype=np.int16)  # the canceller's output for ``_raw``
         self._passed = 0  # of them, already passed on
         self._unheard = 0
 
@@ -113,18 +112,17 @@ class EchoPath:
 
         Returns what the turn detector should hear now, in order: some of it may wait for the next look.
         """
-        self._mic = np.concatenate((self._mic, mic / 32768))
-        self._far = np.concatenate((self._far, far / 32768))
         self._raw = np.concatenate((self._raw, mic))
+        self._far = np.concatenate((self._far, far))
         self._cancelled = np.concatenate((self._cancelled, cancelled))
         out = []
-        while len(self._mic) >= ANALYSED:
-            cancel = self._look(self._mic[:ANALYSED], self._far[: REACH + ANALYSED])
+        while len(self._raw) >= ANALYSED:
+            cancel = self._look(self._raw[:ANALYSED] / 32768, self._far[: REACH + ANALYSED] / 32768)
             if self._passed < ANALYSED:
                 out.append((self._cancelled if cancel else self._raw)[self._passed : ANALYSED])
             self._passed = max(0, self._passed - ANALYSED)
-            self._mic, self._far = self._mic[ANALYSED:], self._far[ANALYSED:]
             self._raw, self._cancelled = self._raw[ANALYSED:], self._cancelled[ANALYSED:]
+            self._far = self._far[ANALYSED:]
         if self.heard is not None or not self._far.any():  # known, or no reply sounded to come back
             source = self._cancelled if self.heard else self._raw
             out.append(source[self._passed :])
@@ -133,14 +131,14 @@ class EchoPath:
 
     def _look(self, mic: np.ndarray, far: np.ndarray) -> bool:
         """Learn from half a second of microphone; whether to use the canceller's output for it."""
-        if np.sqrt(np.mean(far**2)) < REFERENCE_RMS:
+        if _rms(far) < REFERENCE_RMS:
             return bool(self.heard)  # no reply sounding, nor in the room still: nothing to learn or to cancel
-        if np.sqrt(np.mean(far[REACH:] ** 2)) < REFERENCE_RMS:
+        mic_rms, far_rms = _rms(mic), _rms(far[REACH:])
+        if far_rms < REFERENCE_RMS:
             return self.heard is not False  # a reply's last echo, perhaps
         correlations = _correlations(mic, far)
         lag = int(np.argmax(correlations))
         peak = float(correlations[lag])
-        mic_rms, far_rms = np.sqrt(np.mean(mic**2)), np.sqrt(np.mean(far[REACH:] ** 2))
         softer = mic_rms < SOFTER * far_rms
         if ((peak >= ECHO_AT and softer) or peak >= ALL_ECHO) and _steady(mic, far, lag, peak):
             self._unheard = 0
@@ -157,6 +155,10 @@ class EchoPath:
         if self.heard is None:
             return softer and peak >= NO_ECHO_BELOW  # louder than the reply: someone talking, keep their voice
         return self.heard
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2)))
 
 
 def _correlations(mic: np.ndarray, far: np.ndarray) -> np.ndarray:
@@ -179,7 +181,7 @@ def _steady(mic: np.ndarray, far: np.ndarray, lag: int, peak: float) -> bool:
     half = len(mic) // 2
     for at in (0, half):
         reference = far[at : at + REACH + half]
-        if np.sqrt(np.mean(reference**2)) < REFERENCE_RMS:
+        if _rms(reference) < REFERENCE_RMS:
             continue
         nearby = _correlations(mic[at : at + half], reference)[max(0, lag - SAME_DELAY) : lag + SAME_DELAY + 1]
         if nearby.max() < STEADY * peak:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voice import audio
+from voice import audio, protocol
 from voice.handsfree.playback import chunk_samples
 from voice.models import Message
 from voice.stt import SAMPLE_RATE
@@ -105,10 +105,5 @@ class SpeakerPage:
         if self.reply is None:
             return audio.to_pcm16(heard), None
         played = min(self._playhead, len(self._queued)) - self._waited
-        position = {
-            "type": "playback.position",
-            "message_id": self.reply,
-            "played_ms": round(played * 1000 / SAMPLE_RATE),
-            "mic_samples": self.frames * FRAME,
-        }
-        return audio.to_pcm16(heard), position
+        position = protocol.PlaybackPosition(self.reply, round(played * 1000 / SAMPLE_RATE), self.frames * FRAME)
+        return audio.to_pcm16(heard), position.to_event()

@@ -346,9 +346,9 @@ async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, 
 async def test_a_short_sound_over_the_reply_pauses_it_for_a_moment_and_changes_nothing(
     conversation, user, handsfree, piper_reply, voices, settings
 ):
-    # What the barge-in policy does with a short sound. The echo canceller is off: at the start of a session
-    # it cancels until it has heard 2 s of a reply not coming back (a headset), and a burst at 0.3 s would be
-    # taken for the start of an echo (the fast tier tests when it lets the microphone be).
+    # What the barge-in policy does with a short sound. The echo canceller is off: at the start of a session's
+    # first reply the microphone waits for the canceller's first look (up to half a second), which would delay
+    # the pause this test times (the fast tier tests that wait).
     settings.VOICE_HANDSFREE_ECHO_CANCELLER = False
     tab = await connect(conversation, user)
     await listen(tab)
