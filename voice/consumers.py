@@ -23,6 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import metrics, protocol, ratelimit
+from .drafts import Draft
 from .exceptions import VoiceError
 from .handsfree import limits
 from .handsfree.playback import Playback, chunk_samples, chunk_seconds
@@ -169,10 +170,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         interrupted: protocol.Interrupted,
         received_at: float,
         recording: QueryRecording | None = None,
+        draft: Draft | None = None,
     ) -> None:
         await self.within_rate_limit("rate_limited", settings.VOICE_CHAT_RATE_LIMIT, "messages")
         stored_before = await self.turns.ask(
-            text, client_id=client_id, interrupted=interrupted, recording=recording, received_at=received_at
+            text,
+            client_id=client_id,
+            interrupted=interrupted,
+            recording=recording,
+            received_at=received_at,
+            draft=draft,
         )
         if stored_before is not None:
             # Sent again after a reconnect, but already stored: confirm it, once.
@@ -257,11 +264,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         *,
         turn_id: str = "",
         interrupted: protocol.Interrupted | None = None,
+        draft: Draft | None = None,
     ) -> None:
         """A final transcript to the speaking tab, then stored as a query with its recording, and answered."""
         text = protocol.storable_text(text, limit=settings.VOICE_MAX_QUERY_CHARS)
         await self.send_event(protocol.Transcribed(text, final=True, turn_id=turn_id))
-        await self.ask(text, client_id, interrupted or protocol.Interrupted(), received_at, QueryRecording.of(pcm))
+        recording = QueryRecording.of(pcm)
+        await self.ask(text, client_id, interrupted or protocol.Interrupted(), received_at, recording, draft)
+
+    def draft_reply(self, text: str) -> Draft | None:
+        """Begin answering a hands-free turn's words before the turn is over (``voice.drafts``)."""
+        try:
+            text = protocol.storable_text(text, limit=settings.VOICE_MAX_QUERY_CHARS)
+        except protocol.ProtocolError:
+            return None  # the turn's end says why, if these are its words
+        return self.turns.draft(text)
 
     async def on_speech_cancel(self, event: protocol.SpeechCancel) -> None:
         self.end_listening()

@@ -48,6 +48,8 @@ async def claim_and_run(reply: ChatReply, kind: str, speech_error: TTSError | No
     """Produce ``reply`` in this process, unless another one claimed it first."""
     channel = await producers(reply.publisher.channel_layer).listen()
     if not await database_sync_to_async(reply.message.claim)(producer_name(kind), channel):
+        if reply.draft is not None:
+            reply.draft.cancel()
         return False
     await reply.run(speech_error=speech_error)
     return True

@@ -14,7 +14,7 @@ import asyncio
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from .models import Message
+from .models import Conversation, Message
 from .responders import Turn
 
 # How long a new reply waits for one it interrupted to be stored.
@@ -24,8 +24,13 @@ SETTLE_POLL = 0.025
 
 def turns_before(query: Message, budget_chars: int | None = None) -> list[Turn]:
     """The turns before ``query``, within the budget. Blocking (database)."""
+    return turns_until(query.conversation, query.pk, budget_chars)
+
+
+def turns_until(conversation: Conversation, before: int, budget_chars: int | None = None) -> list[Turn]:
+    """The turns of ``conversation`` stored before message ``before``, within the budget. Blocking (database)."""
     budget = settings.VOICE_LLM_HISTORY_CHARS if budget_chars is None else budget_chars
-    earlier = query.conversation.messages.filter(pk__lt=query.pk).order_by("-created_at", "-pk")
+    earlier = conversation.messages.filter(pk__lt=before).order_by("-created_at", "-pk")
     turns: list[Turn] = []
     used = 0
     for message in earlier.iterator():

@@ -59,6 +59,12 @@ TURN_VERDICTS = Counter(
     "Hands-free pauses whose words were judged: complete (ends sooner), unsure, unfinished (waits longer).",
     ["verdict"],
 )
+DRAFTS = Counter(
+    "voice_handsfree_drafts_total",
+    "Replies begun from a hands-free turn's early transcript: used (the turn ended with those words), discarded"
+    " (the person went on, or the words differed), unusable (a reply was still being stored, or it failed).",
+    ["outcome"],
+)
 ECHO_CANCELLER_FAILURES = Counter(
     "voice_echo_canceller_failures_total",
     "Open microphones whose echo canceller could not run (bypassed: the word judge still guards).",

@@ -17,6 +17,7 @@ import time
 from channels.db import database_sync_to_async
 
 from . import pipeline
+from .drafts import Draft
 from .exceptions import ResponderError, TTSError
 from .history import settled_turns_before
 from .models import Message
@@ -38,10 +39,12 @@ class ChatReply:
         speed: float = 1.0,
         received_at: float | None = None,
         queued: bool = False,
+        draft: Draft | None = None,
     ) -> None:
         """``message`` is the placeholder, with its ``reply_to`` (the query) loaded.
 
         ``queued``: the reply waited in a queue (for a worker), so a newer query may have come meanwhile.
+        ``draft``: the reply begun before its query was stored (``voice.drafts``), taken for this one.
         """
         self.message = message
         self.publisher = publisher
@@ -49,6 +52,7 @@ class ChatReply:
         self.speed = speed
         self.speech_error: TTSError | None = None  # set: produce the text only, reporting this
         self.queued = queued
+        self.draft = draft
         self.recorder = ReplyRecorder(message, received_at if received_at is not None else time.monotonic())
         self.task: asyncio.Task | None = None
         self._producing: asyncio.Task | None = None
@@ -90,7 +94,16 @@ class ChatReply:
 
     async def _produce(self) -> None:
         if self._stopped is not None:
+            if self.draft is not None:
+                self.draft.cancel()
             return  # stopped before it started: stored as it is, empty
+        if self.draft is not None:
+            try:
+                async for event in self.draft.events():
+                    await self._handle(event)
+            finally:
+                self.draft.cancel()  # stopped: the draft's pipeline stops with it
+            return
         query = self.message.reply_to
         if self.queued and await self._superseded(query):
             self._stopped = Message.Status.INTERRUPTED

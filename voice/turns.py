@@ -29,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from . import audio, dispatch, protocol
+from .drafts import Draft
 from .exceptions import VoiceError
 from .layers import CHANNEL_LAYER_ERRORS
 from .models import Conversation, Message
@@ -128,16 +129,21 @@ class Turns:
         interrupted: protocol.Interrupted | None = None,
         recording: QueryRecording | None = None,
         received_at: float | None = None,
+        draft: Draft | None = None,
     ) -> Message | None:
         """Accept a query, interrupt what came before it, and answer it.
 
         Returns the query when it was stored before (sent again after a
         reconnect): nothing more happens, and the tab alone is to be told.
         Raises ``QueryKeptButUnavailable`` when the query is stored but the
-        channel layer is down: its reply is stored as failed.
+        channel layer is down: its reply is stored as failed. ``draft``: a
+        reply begun before the query was stored (``draft``), used if it fits.
         """
         received_at = time.monotonic() if received_at is None else received_at
         query, reply_message = await accept_query(self.conversation, text, client_id, recording)
+        if draft is not None and not (reply_message is not None and await draft.take(query)):
+            draft.abandon()
+            draft = None
         if reply_message is None:
             return query
         publisher = self.publisher(self.origin)
@@ -146,6 +152,8 @@ class Turns:
             await publisher.announce(reply_message)
         except CHANNEL_LAYER_ERRORS as exc:
             logger.exception("Channel layer unavailable")
+            if draft is not None:
+                draft.cancel()
             error = QueryKeptButUnavailable("The channel layer was unavailable.")
             await Message.objects.filter(pk=reply_message.pk).aupdate(
                 status=Message.Status.FAILED, error_code=error.code, error=str(error)
@@ -159,10 +167,17 @@ class Turns:
             voice=self.conversation.voice or None,
             speed=self.conversation.speed,
             received_at=received_at,
+            draft=draft,
         )
         task = asyncio.create_task(dispatch.produce(reply, self.origin, self.pending))
         producers(self.channel_layer).hold(task)
         return None
+
+    def draft(self, text: str) -> Draft | None:
+        """Begin the reply to ``text`` before it is stored, for ``ask`` to take (None: not drafted here)."""
+        if not Draft.wanted():
+            return None
+        return Draft(self.conversation, text, self.conversation.voice or None, self.conversation.speed)
 
     async def stop(
         self, status: str, interrupted: protocol.Interrupted | None = None, before: int | None = None

@@ -17,7 +17,8 @@ the event loop never runs the model). For each turn:
 - **quiet**: at VOICE_HANDSFREE_EAGER_MS of silence the final transcription
   starts (or the latest partial is kept, if it heard the last word); speech
   resuming cancels it. Its words are judged (``completeness``): finished ones
-  end the turn sooner, broken-off ones later.
+  end the turn sooner, broken-off ones later; and, unless a reply is playing,
+  their reply is begun (``voice.drafts``), used if the turn ends with them.
 - **end**: nothing is stored for noise, echo, an acknowledgement or a bare
   "stop"; otherwise the words are stored with the recording and answered, as
   a spoken query is (``client_id`` = the turn's id), in the order they were
@@ -44,6 +45,7 @@ from typing import Protocol
 from django.conf import settings
 
 from .. import protocol
+from ..drafts import Draft
 from ..exceptions import BadAudio, STTError, UtteranceTooLong, VoiceError
 from ..metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from ..stt import SAMPLE_RATE, Transcript
@@ -83,8 +85,16 @@ class Host(Protocol):
     async def count_turn(self) -> None:
         """One more utterance of this user; ProtocolError past the rate limit."""
 
-    async def ask_spoken(self, text: str, client_id: str, pcm: bytes, received_at: float, *, turn_id: str) -> None:
-        """Store ``text`` as a spoken query (recorded in ``pcm``) and answer it; VoiceError if it was refused."""
+    async def ask_spoken(
+        self, text: str, client_id: str, pcm: bytes, received_at: float, *, turn_id: str, draft: Draft | None = None
+    ) -> None:
+        """Store ``text`` as a spoken query (recorded in ``pcm``) and answer it; VoiceError if it was refused.
+
+        ``draft``: the reply begun from these words (``draft_reply``), taken if it fits.
+        """
+
+    def draft_reply(self, text: str) -> Draft | None:
+        """Begin the reply to ``text`` before the turn is over (None: not drafted)."""
 
     async def interrupt_reply(self, message_id: int, heard_ms: int) -> None:
         """Stop reply ``message_id`` (barge-in), heard for ``heard_ms``."""
@@ -104,6 +114,8 @@ class Turn:
     eager: asyncio.Task | None = None  # the speculative final transcription
     eager_voiced: int = -1
     judging: asyncio.Task | None = None  # how finished the eager transcript's words sound
+    drafting: asyncio.Task | None = None  # the reply begun from the eager transcript (``voice.drafts``)...
+    draft: Draft | None = None  # ...once its words are known
 
 
 class HandsFreeSession:
@@ -313,6 +325,9 @@ class HandsFreeSession:
         # sooner is a shorter fragment for the word judge.
         if self._judges_words and self.playback.speaking() is None:
             turn.judging = self._spawn(self._judge(turn, turn.eager, quiet))
+        # Over a reply, the words may be its echo, and the history waits for what was heard of it.
+        if Draft.wanted() and self.playback.speaking() is None:
+            turn.drafting = self._spawn(self._draft(turn, turn.eager))
 
     @property
     def _judges_words(self) -> bool:
@@ -340,13 +355,29 @@ class HandsFreeSession:
         )
         await self._handle(events)
 
+    async def _draft(self, turn: Turn, eager: asyncio.Task) -> None:
+        """Begin the reply to the words before this silence, as soon as they are transcribed."""
+        try:
+            transcript = await asyncio.shield(eager)  # the turn's end still needs it, whatever happens here
+        except STTError:
+            return
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            return  # the eager pass was cancelled: the person spoke again
+        if turn.eager is eager and transcript.text.strip():
+            turn.draft = self.host.draft_reply(transcript.text)
+
     def _resumed(self) -> None:
         turn = self.turn
         if turn.eager is not None and turn.eager is not turn.partial:
             turn.eager.cancel()  # not started yet: never starts; a newer one comes at the next quiet
-        if turn.judging is not None:
-            turn.judging.cancel()
-        turn.eager, turn.eager_voiced, turn.judging = None, -1, None
+        for task in (turn.judging, turn.drafting):
+            if task is not None:
+                task.cancel()
+        if turn.draft is not None:
+            turn.draft.abandon()  # the person goes on: the words it answers are not the turn's
+        turn.eager, turn.eager_voiced, turn.judging, turn.drafting, turn.draft = None, -1, None, None, None
 
     async def _ended(self, ended: TurnEnded) -> None:
         turn, self.turn = self.turn, None
@@ -356,6 +387,7 @@ class HandsFreeSession:
         if turn.partial is not None and turn.partial is not eager:
             turn.partial.cancel()
         if ended.too_long:
+            self._cancel(turn)
             too_long = UtteranceTooLong(settings.VOICE_STT_MAX_SECONDS)
             await self._give_up(turn, protocol.DiscardReason.TOO_LONG, protocol.ErrorEvent.of(too_long))
             return
@@ -370,6 +402,8 @@ class HandsFreeSession:
                 logger.exception("A hands-free turn failed")
                 await self._give_up(turn, protocol.DiscardReason.FAILED, INTERNAL_ERROR)
             finally:
+                if turn.draft is not None:
+                    turn.draft.abandon()  # unless the reply took it
                 await self._carry_out(self.barge_in.let_go(turn.hold), turn)
 
     async def _conclude(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
@@ -380,10 +414,15 @@ class HandsFreeSession:
             logger.info("A hands-free turn could not be transcribed: %s", exc)
             await self._give_up(turn, protocol.DiscardReason.FAILED, protocol.ErrorEvent.of(exc))
             return
+        if eager is not None and turn.drafting is not None:
+            await asyncio.wait([turn.drafting])  # its words are known now: at most a step of the loop
+        draft = turn.draft if eager is not None else None
 
         async def ask() -> None:
             try:
-                await self.host.ask_spoken(transcript.text, turn.id, ended.audio, received_at, turn_id=turn.id)
+                await self.host.ask_spoken(
+                    transcript.text, turn.id, ended.audio, received_at, turn_id=turn.id, draft=draft
+                )
             except VoiceError as exc:  # refused (too many messages, say): the page offers the words again
                 await self.host.send_event(protocol.ErrorEvent.of(exc))
 
@@ -409,9 +448,11 @@ class HandsFreeSession:
             await self.host.send_event(error)
 
     def _cancel(self, turn: Turn) -> None:
-        for task in (turn.partial, turn.eager, turn.judging):
+        for task in (turn.partial, turn.eager, turn.judging, turn.drafting):
             if task is not None:
                 task.cancel()
+        if turn.draft is not None:
+            turn.draft.abandon()
 
     def _spawn(self, work: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(work)

@@ -24,6 +24,7 @@ from voice import responders, tts
 from voice.models import Conversation
 
 from .engines import GatedEngine
+from .responders import RecordingResponder
 
 # No start-up work in the test process: it would load models no test asked
 # for, and look for stale replies in a database that is not the test's.
@@ -213,6 +214,13 @@ def conversation(user):
 @pytest.fixture
 def tone_engine(settings):
     settings.VOICE_TTS_ENGINE = "voice.tests.engines.ToneEngine"
+
+
+@pytest.fixture
+def recording_responder(settings):
+    settings.VOICE_RESPONDER = "voice.tests.responders.RecordingResponder"
+    RecordingResponder.queries, RecordingResponder.histories = [], []
+    return RecordingResponder
 
 
 @pytest.fixture

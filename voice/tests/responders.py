@@ -7,12 +7,14 @@ from voice.responders import BaseResponder, Reasoning
 
 
 class RecordingResponder(BaseResponder):
-    """Reads the query back, and remembers the history each reply was given."""
+    """Reads the query back, and remembers each query and the history each reply was given."""
 
     name = "recording"
+    queries: list = []
     histories: list = []
 
     async def respond(self, query, history):
+        type(self).queries.append(query)
         type(self).histories.append(list(history))
         for piece in re.findall(r"\S+\s*|\s+", query):
             yield piece

@@ -24,17 +24,9 @@ from voice.tests.helpers import (
     until,
     until_done,
 )
-from voice.tests.responders import RecordingResponder
 from voice.turns import accept_query
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def recording_responder(settings):
-    settings.VOICE_RESPONDER = "voice.tests.responders.RecordingResponder"
-    RecordingResponder.histories = []
-    return RecordingResponder
 
 
 async def test_a_new_query_interrupts_the_reply_in_production(conversation, user, gated_engine, recording_responder):

@@ -1,0 +1,156 @@
+"""A reply begun from a hands-free turn's early transcript, before the turn is known to be over.
+
+At VOICE_HANDSFREE_EAGER_MS of silence the turn's words are transcribed
+(``voice.handsfree.session``); most of the time they are the final words, and
+the turn ends a few hundred milliseconds later. A ``Draft`` starts the reply
+pipeline on them at once, and keeps its events (text and audio) to itself:
+nothing is published and nothing is stored. When the turn ends with the same
+words, the reply that answers the stored query takes the draft's events and
+goes on from where it is (``ChatReply``), so the first sound is ready sooner;
+when the person goes on talking, or the words or the conversation differ, the
+draft is dropped and the reply is produced as usual.
+
+A draft never changes what is stored or said: it is used only when the stored
+query has exactly its words, nothing else was stored in the conversation since
+it read the history, and the voice and speed are the ones it speaks with. A
+dropped draft costs its model and synthesis time only (a fraction of a second:
+the silence that ends a turn is short). Replies produced by a reply worker
+(VOICE_REPLY_DISPATCH=worker) are not drafted: the worker could not take one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from . import pipeline
+from .exceptions import ResponderError
+from .history import turns_until
+from .metrics import DRAFTS
+from .models import Conversation, Message
+from .responders import Turn, get_responder
+
+logger = logging.getLogger(__name__)
+
+
+class Draft:
+    """The events of a reply to ``text``, produced while nobody hears them yet."""
+
+    def __init__(self, conversation: Conversation, text: str, voice: str | None, speed: float) -> None:
+        self.conversation = conversation
+        self.text = text
+        self.voice = voice
+        self.speed = speed
+        self.last_seen: int | None = None  # the conversation's newest message when the history was read
+        self._events: list[pipeline.Event] = []
+        self._more = asyncio.Event()
+        self._history_read = asyncio.Event()
+        self._taken = False
+        self.task = asyncio.create_task(self._produce())
+
+    @classmethod
+    def wanted(cls) -> bool:
+        """Whether replies are drafted here (VOICE_HANDSFREE_DRAFT_REPLIES; never for reply workers)."""
+        return settings.VOICE_HANDSFREE_DRAFT_REPLIES and settings.VOICE_REPLY_DISPATCH != "worker"
+
+    async def take(self, query: Message) -> bool:
+        """Whether the reply to the stored ``query`` may be this draft; if so it is the reply's now."""
+        failed = self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
+        if not self._taken and not failed:
+            await self._history_read.wait()
+        if self._taken or failed or self.last_seen is None:
+            self._drop("unusable")
+            return False
+        conversation = query.conversation
+        fits = (
+            query.text == self.text
+            and (conversation.voice or None) == self.voice
+            and conversation.speed == self.speed
+            and not await _stored_between(conversation, self.last_seen, query.pk)
+        )
+        if not fits:
+            self._drop("discarded")
+            return False
+        self._taken = True
+        DRAFTS.labels("used").inc()
+        return True
+
+    def abandon(self) -> None:
+        """The turn went on, or ended otherwise: the draft is dropped, unless a reply took it."""
+        if not self._taken:
+            self._drop("discarded")
+
+    async def events(self) -> AsyncIterator[pipeline.Event]:
+        """Every event of the reply: those kept so far at once, then each as it comes."""
+        sent = 0
+        while True:
+            while sent < len(self._events):
+                yield self._events[sent]
+                sent += 1
+            if self.task.done():
+                break
+            self._more.clear()
+            await self._more.wait()
+        if not self.task.cancelled():
+            self.task.result()  # a failure surfaces in the reply, as its own would
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+    def _drop(self, outcome: str) -> None:
+        if not self.task.done():
+            self.task.cancel()
+        if not self._taken:
+            self._taken = True  # counted once
+            DRAFTS.labels(outcome).inc()
+
+    async def _produce(self) -> None:
+        try:
+            try:
+                responder = get_responder()
+            except ResponderError as exc:
+                self._keep(pipeline.TextFailed(exc))
+                return
+            history: list[Turn] = []
+            if responder.uses_history:
+                read = await _settled_history(self.conversation, responder.history_chars())
+                if read is None:
+                    return  # a reply is still being stored: the history is not known yet
+                history, self.last_seen = read
+            else:
+                self.last_seen = await _newest(self.conversation)
+            self._history_read.set()
+            speaker = pipeline.Speaker(voice=self.voice, speed=self.speed)
+            async for event in pipeline.ReplyPipeline(responder, speaker).run(self.text, history):
+                self._keep(event)
+        finally:
+            self._history_read.set()
+            self._more.set()
+
+    def _keep(self, event: pipeline.Event) -> None:
+        self._events.append(event)
+        self._more.set()
+
+
+@database_sync_to_async
+def _settled_history(conversation: Conversation, budget_chars: int) -> tuple[list[Turn], int] | None:
+    """The conversation's turns and its newest message's id; None while a reply in it is still being produced."""
+    messages = conversation.messages
+    if messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING).exists():
+        return None
+    newest = messages.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return turns_until(conversation, newest + 1, budget_chars), newest
+
+
+@database_sync_to_async
+def _newest(conversation: Conversation) -> int:
+    return conversation.messages.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+@database_sync_to_async
+def _stored_between(conversation: Conversation, after: int, before: int) -> bool:
+    return conversation.messages.filter(pk__gt=after, pk__lt=before).exists()
