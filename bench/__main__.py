@@ -356,6 +356,22 @@ def _hands_free(repeats: int, quick: bool) -> dict:
         finally:
             server.stop()
             site.destroy()
+        # The same turns with replies that start only when the turn has ended: what drafting saves.
+        site = Site(
+            Path(scratch) / "undrafted",
+            database="sqlite",
+            VOICE_RESPONDER="local",
+            VOICE_TTS_CACHE_MB="0",
+            VOICE_HANDSFREE_DRAFT_REPLIES="false",
+        ).setup()
+        server = DaphneServer(site).start()
+        try:
+            client = ChatClient(server)
+            asyncio.run(measure.ours(client, client.new_conversation(), llm.QUESTIONS[0]))
+            results["undrafted"] = asyncio.run(handsfree.hands_free_turns(client, runs))
+        finally:
+            server.stop()
+            site.destroy()
         # Replies read back (each a new text), played through a speaker into the microphone: with the echo
         # canceller (the default), and fewer without it, for comparison.
         results["echo"] = {}

@@ -56,6 +56,8 @@ FINISHED = [
 BARGED_REPLY = "Tell me a long story about a lighthouse keeper and the storm that changed her life."
 OVER = "Wait, tell me about the weekend in London instead."
 QUESTION = "I would like to book a table for two people tomorrow evening at the Italian restaurant near the station."
+# Voice to voice is timed on both kinds: a statement the judge leaves to the 800 ms rule, a question it ends sooner.
+SPOKEN_TURNS = {"a statement": QUESTION, "a finished question": FINISHED[1]}
 
 
 def _samples(pcm: bytes) -> np.ndarray:
@@ -267,28 +269,33 @@ async def _barge_in(client, reply_text: str, pcm: bytes) -> dict:
     return {name: times[name] - times["voice_start"] for name in ("duck", "interrupted") if name in times}
 
 
+async def hands_free_turns(client, repeats: int) -> dict:
+    """Each of SPOKEN_TURNS said hands-free ``repeats`` times: medians of the times from its last voiced sample."""
+    # Not counted: starts the transcription process and its model.
+    await _hands_free_turn(client, spoken(QUESTION), to_the_end=True)
+    turns = {}
+    for label, text in SPOKEN_TURNS.items():
+        pcm = spoken(text)
+        runs = [await _hands_free_turn(client, pcm) for _ in range(repeats)]
+        turns[label] = {
+            name: statistics.median(found) if (found := [run[name] for run in runs if name in run]) else None
+            for name in ("turn_end", "final", "first_audio")
+        }
+    return turns
+
+
 async def over_the_wire(client, repeats: int) -> dict:
     """Hands-free turns, the same question by push-to-talk, and the CPU an open microphone costs."""
     from . import stt
 
-    question = spoken(QUESTION)
-    # Not counted: starts the transcription process and its model.
-    await _hands_free_turn(client, question, to_the_end=True)
+    turns = await hands_free_turns(client, repeats)
     microphone = await open_microphone_cost(client, 10 if repeats == 1 else 60)
-    runs = [await _hands_free_turn(client, question) for _ in range(repeats)]
-    ptt = await stt.speak_to_first_audio(client, question, repeats)
+    ptt = await stt.speak_to_first_audio(client, spoken(QUESTION), repeats)
     over = spoken(OVER)
     barge_ins = [await _barge_in(client, BARGED_REPLY, over) for _ in range(repeats)]
-
-    def median(name: str) -> float | None:
-        found = [run[name] for run in runs if name in run]
-        return statistics.median(found) if found else None
-
     return {
-        "runs": len(runs),
-        "turn_end": median("turn_end"),
-        "final": median("final"),
-        "first_audio": median("first_audio"),
+        "runs": repeats,
+        "turns": turns,
         "push_to_talk": ptt,
         "open_microphone": microphone,
         "barge_in": {
@@ -299,7 +306,7 @@ async def over_the_wire(client, repeats: int) -> dict:
 
 
 def in_the_page(server, repeats: int) -> dict | None:
-    """End of turn to the first sound in the page: Chromium's fake microphone says the question, hands-free.
+    """End of turn to the first sound in the page: Chromium's fake microphone says each of SPOKEN_TURNS, hands-free.
 
     The page times it itself (``window.voiceLatency``, from the ``listen.turn`` that ends the turn to the
     first chunk it plays; the badge shows the same). None when Debian's chromium is not installed.
@@ -315,21 +322,22 @@ def in_the_page(server, repeats: int) -> dict | None:
         return None
     from playwright.sync_api import sync_playwright
 
-    latencies = []
-    with tempfile.TemporaryDirectory(prefix="voice-bench-mic-") as folder:
-        path = Path(folder) / "question.wav"
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(SAMPLE_RATE)
-            wav.writeframes(bytes(3 * SAMPLE_RATE) + spoken(QUESTION) + bytes(10 * SAMPLE_RATE))
-        fake_microphone = [
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={path}%noloop",
-        ]
-        with sync_playwright() as playwright:
+    turns = {}
+    with tempfile.TemporaryDirectory(prefix="voice-bench-mic-") as folder, sync_playwright() as playwright:
+        for label, text in SPOKEN_TURNS.items():
+            path = Path(folder) / "question.wav"
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(SAMPLE_RATE)
+                wav.writeframes(bytes(3 * SAMPLE_RATE) + spoken(text) + bytes(10 * SAMPLE_RATE))
+            fake_microphone = [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={path}%noloop",
+            ]
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake_microphone])
+            latencies = []
             try:
                 for _ in range(repeats):
                     context = browser.new_context()
@@ -342,7 +350,8 @@ def in_the_page(server, repeats: int) -> dict | None:
                     context.close()
             finally:
                 browser.close()
-    return {"runs": len(latencies), "turn_end_to_sound": statistics.median(latencies)}
+            turns[label] = statistics.median(latencies)
+    return {"runs": repeats, "turn_end_to_sound": turns}
 
 
 async def open_microphone_cost(client, seconds: int) -> dict:
@@ -486,28 +495,37 @@ def tables(results: dict) -> list[tuple[str, str]]:
         def ms(value: float | None) -> str:
             return "–" if value is None else f"{value * 1000:.0f}"
 
+        undrafted = results.get("undrafted", {})
+        rows = []
+        for label, turn in wire["turns"].items():
+            without = undrafted.get(label, {})
+            rows.append(
+                [
+                    f"hands-free, {label}",
+                    ms(turn["turn_end"]),
+                    ms(turn["final"]),
+                    ms(turn["first_audio"]),
+                    ms(_since(turn["first_audio"], turn["turn_end"])),
+                    ms(_since(without.get("first_audio"), without.get("turn_end"))),
+                ]
+            )
+        rows.append(["push-to-talk, from speech.end", "0", ms(ptt["final"]), ms(ptt["first_audio"]), "", ""])
         sections.append(
             (
                 "Hands-free vs push-to-talk over the wire (VOICE_RESPONDER=local, one user, "
                 f"median of {wire['runs']}): hands-free from the last voiced sample, "
-                "push-to-talk from speech.end sent as the audio ends",
+                "push-to-talk from speech.end sent as the audio ends; the reply drafted from the early transcript "
+                "(the default) and, on a second server, not (VOICE_HANDSFREE_DRAFT_REPLIES=false)",
                 table(
-                    ["mode, counted from", "→ end of turn (ms)", "→ final transcript (ms)", "→ first audio (ms)"],
                     [
-                        [
-                            "hands-free, the last voiced sample",
-                            ms(wire["turn_end"]),
-                            ms(wire["final"]),
-                            ms(wire["first_audio"]),
-                        ],
-                        [
-                            "hands-free, the end of the turn",
-                            "0",
-                            ms(_since(wire["final"], wire["turn_end"])),
-                            ms(_since(wire["first_audio"], wire["turn_end"])),
-                        ],
-                        ["push-to-talk, speech.end", "0", ms(ptt["final"]), ms(ptt["first_audio"])],
+                        "mode",
+                        "→ end of turn (ms)",
+                        "→ final transcript (ms)",
+                        "→ first audio (ms)",
+                        "end of turn → first audio (ms)",
+                        "the same, not drafted (ms)",
                     ],
+                    rows,
                 ),
             )
         )
@@ -519,10 +537,14 @@ def tables(results: dict) -> list[tuple[str, str]]:
                     "from the end of the turn to the first sound it plays",
                     table(
                         [
+                            "said",
                             "end of turn → first sound (ms)",
                             "last voiced sample → first sound (ms), with the wire's delay",
                         ],
-                        [[ms(page["turn_end_to_sound"]), ms(_plus(wire["turn_end"], page["turn_end_to_sound"]))]],
+                        [
+                            [label, ms(sound), ms(_plus(wire["turns"][label]["turn_end"], sound))]
+                            for label, sound in page["turn_end_to_sound"].items()
+                        ],
                     ),
                 )
             )

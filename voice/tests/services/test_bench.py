@@ -43,12 +43,15 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert all(level["replies"] == 3 for level in on.values())
     assert all(level["replies"] == 2 for level in off.values())
     wire = hands_free["wire"]
-    # The final transcript is ready when the turn ends (the eager pass), and the answer follows.
-    assert 0 < wire["turn_end"] <= wire["final"] < wire["first_audio"]
+    # The final transcript is ready when the turn ends (the eager pass), and the answer follows; drafted or not.
+    for turns in (wire["turns"], hands_free["undrafted"]):
+        assert list(turns) == ["a statement", "a finished question"]
+        assert all(0 < turn["turn_end"] <= turn["final"] < turn["first_audio"] for turn in turns.values())
     assert wire["open_microphone"]["cpu_seconds"] > 0
     # Talking over a reply pauses it in another tab before it is stopped for good.
     assert 0 < wire["barge_in"]["duck"] < wire["barge_in"]["interrupted"]
-    assert hands_free["page"]["turn_end_to_sound"] > 0
+    assert list(hands_free["page"]["turn_end_to_sound"]) == list(wire["turns"])
+    assert all(sound > 0 for sound in hands_free["page"]["turn_end_to_sound"].values())
     load = results["conversations"]
     for responder, levels in load["responders"].items():
         assert list(levels) == [1, 2], responder
