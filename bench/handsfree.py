@@ -464,6 +464,7 @@ def tables(results: dict) -> list[tuple[str, str]]:
                 level["ducks"],
                 len(level["fragments"]),
                 "; ".join(f'"{text}"' for text in level["fragments"]) or "–",
+                ", ".join(level.get("errors", [])) or "–",
             ]
             for cancel, levels in results["echo"].items()
             for gain_db, level in levels.items()
@@ -484,6 +485,7 @@ def tables(results: dict) -> list[tuple[str, str]]:
                         "pauses",
                         "echo stored as a question",
                         "what was stored",
+                        "errors",
                     ],
                     rows,
                 ),
@@ -631,7 +633,7 @@ async def _reply_through_a_speaker(socket, page, text: str, *, began: float) -> 
 
     reader = asyncio.create_task(read())
     await socket.send(json.dumps({"type": "query", "text": text}))
-    fragments, turns, ducks = [], 0, 0
+    fragments, turns, ducks, errors = [], 0, 0, []
     try:
         async with asyncio.timeout(120):  # reported as "timed out", not raised: the other replies go on
             while not page.played_out(1.5):
@@ -640,8 +642,11 @@ async def _reply_through_a_speaker(socket, page, text: str, *, began: float) -> 
                     page.receive(frame)
                     if frame[0] != "event":
                         continue
-                    event, found = frame[1], frame[1].get("message", {})
-                    if event["type"] == "playback.duck" and event["message_id"] == page.reply:
+                    event = frame[1]
+                    found = event["message"] if event["type"] == "message" else {}
+                    if event["type"] == "error":
+                        errors.append(event["code"])
+                    elif event["type"] == "playback.duck" and event["message_id"] == page.reply:
                         ducks += event["on"]
                     elif event["type"] == "listen.turn" and event["phase"] == "speaking":
                         turns += 1
@@ -658,7 +663,14 @@ async def _reply_through_a_speaker(socket, page, text: str, *, began: float) -> 
         status = "timed out"
     finally:
         reader.cancel()
-    return {"status": status, "seconds": page.seconds, "fragments": fragments, "turns": turns, "ducks": ducks}
+    return {
+        "status": status,
+        "seconds": page.seconds,
+        "fragments": fragments,
+        "turns": turns,
+        "ducks": ducks,
+        "errors": errors,
+    }
 
 
 async def echo_through_a_speaker(client, replies: int) -> dict:
@@ -685,6 +697,7 @@ async def echo_through_a_speaker(client, replies: int) -> dict:
             "fragments": [text for r in results for text in r["fragments"]],
             "turns": sum(r["turns"] for r in results),
             "ducks": sum(r["ducks"] for r in results),
+            "errors": [code for r in results for code in r["errors"]],
             "shortest": min(r["seconds"] for r in results),
             "mean_seconds": statistics.mean(r["seconds"] for r in results),
         }

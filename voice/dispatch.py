@@ -46,13 +46,15 @@ def producer_name(kind: str) -> str:
 
 async def claim_and_run(reply: ChatReply, kind: str, speech_error: TTSError | None = None) -> bool:
     """Produce ``reply`` in this process, unless another one claimed it first."""
-    channel = await producers(reply.publisher.channel_layer).listen()
-    if not await database_sync_to_async(reply.message.claim)(producer_name(kind), channel):
+    try:
+        channel = await producers(reply.publisher.channel_layer).listen()
+        if not await database_sync_to_async(reply.message.claim)(producer_name(kind), channel):
+            return False
+        await reply.run(speech_error=speech_error)
+        return True
+    finally:
         if reply.draft is not None:
-            reply.draft.cancel()
-        return False
-    await reply.run(speech_error=speech_error)
-    return True
+            reply.draft.cancel()  # whatever happened, nothing of it runs on
 
 
 async def produce(reply: ChatReply, reply_to: str, pending: dict[int, WorkerDispatch]) -> None:

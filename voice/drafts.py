@@ -11,8 +11,8 @@ when the person goes on talking, or the words or the conversation differ, the
 draft is dropped and the reply is produced as usual.
 
 A draft never changes what is stored or said: it is used only when the stored
-query has exactly its words, nothing else was stored in the conversation since
-it read the history, and the voice and speed are the ones it speaks with. A
+query has exactly its words, the history the model would be told now is the
+one it was told, and the voice and speed are the ones it speaks with. A
 dropped draft costs its model and synthesis time only (a fraction of a second:
 the silence that ends a turn is short). Replies produced by a reply worker
 (VOICE_REPLY_DISPATCH=worker) are not drafted: the worker could not take one.
@@ -29,7 +29,7 @@ from django.conf import settings
 
 from . import pipeline
 from .exceptions import ResponderError
-from .history import turns_until
+from .history import turns_before, turns_until
 from .metrics import DRAFTS
 from .models import Conversation, Message
 from .responders import Turn, get_responder
@@ -45,12 +45,15 @@ class Draft:
         self.text = text
         self.voice = voice
         self.speed = speed
-        self.last_seen: int | None = None  # the conversation's newest message when the history was read
+        self.history: list[Turn] | None = None  # what the model was told; None: not read (yet, or not settled)
+        self.budget: int | None = None  # of the history, in characters (None: the responder takes none)
         self._events: list[pipeline.Event] = []
         self._more = asyncio.Event()
         self._history_read = asyncio.Event()
-        self._taken = False
+        self._taken = False  # a reply has it
+        self._counted = False  # its outcome is in /metrics
         self.task = asyncio.create_task(self._produce())
+        self.task.add_done_callback(_retrieved)
 
     @classmethod
     def wanted(cls) -> bool:
@@ -58,11 +61,17 @@ class Draft:
         return settings.VOICE_HANDSFREE_DRAFT_REPLIES and settings.VOICE_REPLY_DISPATCH != "worker"
 
     async def take(self, query: Message) -> bool:
-        """Whether the reply to the stored ``query`` may be this draft; if so it is the reply's now."""
+        """Whether the reply to the stored ``query`` may be this draft; if so it is the reply's now.
+
+        It may when the model would be told exactly what it was told: the same words, the same
+        history (``turns_before`` the stored query, read again), the same voice and speed.
+        """
+        if not self._taken and not self.task.done():
+            reading = asyncio.ensure_future(self._history_read.wait())
+            await asyncio.wait([reading, self.task], return_when=asyncio.FIRST_COMPLETED)
+            reading.cancel()
         failed = self.task.done() and (self.task.cancelled() or self.task.exception() is not None)
-        if not self._taken and not failed:
-            await self._history_read.wait()
-        if self._taken or failed or self.last_seen is None:
+        if self._taken or failed or self.history is None:
             self._drop("unusable")
             return False
         conversation = query.conversation
@@ -70,13 +79,12 @@ class Draft:
             query.text == self.text
             and (conversation.voice or None) == self.voice
             and conversation.speed == self.speed
-            and not await _stored_between(conversation, self.last_seen, query.pk)
+            and (self.budget is None or await _history(query, self.budget) == self.history)
         )
         if not fits:
             self._drop("discarded")
             return False
         self._taken = True
-        DRAFTS.labels("used").inc()
         return True
 
     def abandon(self) -> None:
@@ -84,8 +92,13 @@ class Draft:
         if not self._taken:
             self._drop("discarded")
 
+    def cancel(self) -> None:
+        """Stop it, taken or not (a reply that took it ends, or never starts)."""
+        self._drop("discarded")
+
     async def events(self) -> AsyncIterator[pipeline.Event]:
         """Every event of the reply: those kept so far at once, then each as it comes."""
+        self._count("used")
         sent = 0
         while True:
             while sent < len(self._events):
@@ -95,17 +108,18 @@ class Draft:
                 break
             self._more.clear()
             await self._more.wait()
-        if not self.task.cancelled():
-            self.task.result()  # a failure surfaces in the reply, as its own would
-
-    def cancel(self) -> None:
-        self.task.cancel()
+        if self.task.cancelled():
+            raise asyncio.CancelledError  # stopped from elsewhere: the reply is cut short, not complete
+        self.task.result()  # a failure surfaces in the reply, as its own would
 
     def _drop(self, outcome: str) -> None:
         if not self.task.done():
             self.task.cancel()
-        if not self._taken:
-            self._taken = True  # counted once
+        self._count(outcome)
+
+    def _count(self, outcome: str) -> None:
+        if not self._counted:
+            self._counted = True
             DRAFTS.labels(outcome).inc()
 
     async def _produce(self) -> None:
@@ -113,19 +127,19 @@ class Draft:
             try:
                 responder = get_responder()
             except ResponderError as exc:
+                self.history = []
                 self._keep(pipeline.TextFailed(exc))
                 return
-            history: list[Turn] = []
             if responder.uses_history:
-                read = await _settled_history(self.conversation, responder.history_chars())
-                if read is None:
-                    return  # a reply is still being stored: the history is not known yet
-                history, self.last_seen = read
+                self.budget = responder.history_chars()
+                self.history = await _settled_history(self.conversation, self.budget)
+                if self.history is None:
+                    return  # a reply is still being stored: what was heard of it is not known yet
             else:
-                self.last_seen = await _newest(self.conversation)
+                self.history = []
             self._history_read.set()
             speaker = pipeline.Speaker(voice=self.voice, speed=self.speed)
-            async for event in pipeline.ReplyPipeline(responder, speaker).run(self.text, history):
+            async for event in pipeline.ReplyPipeline(responder, speaker).run(self.text, self.history):
                 self._keep(event)
         finally:
             self._history_read.set()
@@ -136,21 +150,22 @@ class Draft:
         self._more.set()
 
 
+def _retrieved(task: asyncio.Task) -> None:
+    """A draft nobody took may have failed: said in the log, not as an unretrieved exception."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.info("A drafted reply failed: %r", task.exception())
+
+
 @database_sync_to_async
-def _settled_history(conversation: Conversation, budget_chars: int) -> tuple[list[Turn], int] | None:
-    """The conversation's turns and its newest message's id; None while a reply in it is still being produced."""
+def _settled_history(conversation: Conversation, budget_chars: int) -> list[Turn] | None:
+    """The conversation's turns so far; None while a reply in it is still being produced."""
     messages = conversation.messages
     if messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING).exists():
         return None
     newest = messages.order_by("-pk").values_list("pk", flat=True).first() or 0
-    return turns_until(conversation, newest + 1, budget_chars), newest
+    return turns_until(conversation, newest + 1, budget_chars)
 
 
 @database_sync_to_async
-def _newest(conversation: Conversation) -> int:
-    return conversation.messages.order_by("-pk").values_list("pk", flat=True).first() or 0
-
-
-@database_sync_to_async
-def _stored_between(conversation: Conversation, after: int, before: int) -> bool:
-    return conversation.messages.filter(pk__gt=after, pk__lt=before).exists()
+def _history(query: Message, budget_chars: int) -> list[Turn]:
+    return turns_before(query, budget_chars)

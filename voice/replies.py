@@ -94,15 +94,10 @@ class ChatReply:
 
     async def _produce(self) -> None:
         if self._stopped is not None:
-            if self.draft is not None:
-                self.draft.cancel()
             return  # stopped before it started: stored as it is, empty
         if self.draft is not None:
-            try:
-                async for event in self.draft.events():
-                    await self._handle(event)
-            finally:
-                self.draft.cancel()  # stopped: the draft's pipeline stops with it
+            async for event in self.draft.events():
+                await self._handle(event)
             return
         query = self.message.reply_to
         if self.queued and await self._superseded(query):
@@ -136,6 +131,8 @@ class ChatReply:
         if self._producing is not None and not self._producing.done():
             await asyncio.wait([self._producing])
         checkpoints.cancel()
+        if self.draft is not None:
+            self.draft.cancel()  # stopped, or never started: the draft's pipeline ends with the reply
         if self._producing is not None and not self._producing.cancelled() and self._producing.exception():
             error = self._producing.exception()
             logger.error("Reply %s failed unexpectedly", self.message.pk, exc_info=error)

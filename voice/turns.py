@@ -146,21 +146,14 @@ class Turns:
             draft = None
         if reply_message is None:
             return query
-        publisher = self.publisher(self.origin)
         try:
-            await publisher.announce(query)
-            await publisher.announce(reply_message)
-        except CHANNEL_LAYER_ERRORS as exc:
-            logger.exception("Channel layer unavailable")
+            publisher = await self._announce(query, reply_message)
+            # Barge-in: the new query interrupts whatever came before it.
+            await self.stop(Message.Status.INTERRUPTED, interrupted, before=reply_message.pk)
+        except BaseException:
             if draft is not None:
-                draft.cancel()
-            error = QueryKeptButUnavailable("The channel layer was unavailable.")
-            await Message.objects.filter(pk=reply_message.pk).aupdate(
-                status=Message.Status.FAILED, error_code=error.code, error=str(error)
-            )
-            raise error from exc
-        # Barge-in: the new query interrupts whatever came before it.
-        await self.stop(Message.Status.INTERRUPTED, interrupted, before=reply_message.pk)
+                draft.cancel()  # no reply will take it over
+            raise
         reply = ChatReply(
             reply_message,
             publisher,
@@ -172,6 +165,21 @@ class Turns:
         task = asyncio.create_task(dispatch.produce(reply, self.origin, self.pending))
         producers(self.channel_layer).hold(task)
         return None
+
+    async def _announce(self, query: Message, reply_message: Message) -> GroupPublisher:
+        """Tell every tab of the new query and its placeholder; the publisher for the reply."""
+        publisher = self.publisher(self.origin)
+        try:
+            await publisher.announce(query)
+            await publisher.announce(reply_message)
+        except CHANNEL_LAYER_ERRORS as exc:
+            logger.exception("Channel layer unavailable")
+            error = QueryKeptButUnavailable("The channel layer was unavailable.")
+            await Message.objects.filter(pk=reply_message.pk).aupdate(
+                status=Message.Status.FAILED, error_code=error.code, error=str(error)
+            )
+            raise error from exc
+        return publisher
 
     def draft(self, text: str) -> Draft | None:
         """Begin the reply to ``text`` before it is stored, for ``ask`` to take (None: not drafted here)."""

@@ -395,16 +395,18 @@ class HandsFreeSession:
         self._spawn(self._finish(turn, ended, eager, time.monotonic()))
 
     async def _finish(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
-        async with self._in_order:
-            try:
-                await self._conclude(turn, ended, eager, received_at)
-            except Exception:
-                logger.exception("A hands-free turn failed")
-                await self._give_up(turn, protocol.DiscardReason.FAILED, INTERNAL_ERROR)
-            finally:
-                if turn.draft is not None:
-                    turn.draft.abandon()  # unless the reply took it
-                await self._carry_out(self.barge_in.let_go(turn.hold), turn)
+        try:
+            async with self._in_order:
+                try:
+                    await self._conclude(turn, ended, eager, received_at)
+                except Exception:
+                    logger.exception("A hands-free turn failed")
+                    await self._give_up(turn, protocol.DiscardReason.FAILED, INTERNAL_ERROR)
+                finally:
+                    await self._carry_out(self.barge_in.let_go(turn.hold), turn)
+        finally:
+            if turn.draft is not None:
+                turn.draft.abandon()  # unless the reply took it; also when the socket closed while it waited
 
     async def _conclude(self, turn: Turn, ended: TurnEnded, eager: asyncio.Task | None, received_at: float) -> None:
         await self.host.send_event(protocol.ListenTurn(turn.id, protocol.TurnPhase.ENDED))

@@ -35,9 +35,11 @@ class HangingResponder(BaseResponder):
     """Writes one sentence, then never another word."""
 
     name = "hanging"
+    written = 0  # replies whose sentence is out
 
     async def respond(self, query, history):
         yield "A first sentence. "
+        type(self).written += 1
         await asyncio.Event().wait()
 
 

@@ -25,8 +25,9 @@ def along(gain_db: float, delay: float) -> np.ndarray:
 
 def stopped(event: dict, message_id: int | None) -> bool:
     """Whether ``event`` says that reply ``message_id`` was stopped (while being written, or after)."""
-    status = event.get("status") if event["type"] == "reply.done" else event.get("message", {}).get("status")
-    found = event.get("message_id", event.get("message", {}).get("id"))
+    message = event.get("message") if event["type"] == "message" else {}
+    status = event.get("status") if event["type"] == "reply.done" else message.get("status")
+    found = event.get("message_id", message.get("id"))
     return found == message_id and status in Message.STOPPED
 
 

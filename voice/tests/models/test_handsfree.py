@@ -123,12 +123,14 @@ async def test_the_reply_is_begun_before_the_turn_ends_and_the_model_asked_once(
     await tab.disconnect()
     [stored] = await queries(conversation)
     assert words(stored.text) == words(FIRST)
-    assert recording_responder.queries == [stored.text]  # the draft's: the reply took it
+    # The model was asked for these words once: by the draft, which the reply took (a pause inside the question
+    # may have drafted its first words too, dropped when it went on).
+    assert recording_responder.queries.count(stored.text) == 1
     assert drafts("used") == used + 1
     # The reply (the question read back) reached the tab whole, once, after the turn had ended.
     assert "".join(e["text"] for e in events(frames, "reply.delta")) == stored.text
-    kinds = [e["type"] for e in events(frames) if e["type"] in ("listen.turn", "reply.delta")]
-    assert kinds.index("reply.delta") > kinds.index("listen.turn", 1)
+    moments = [e for e in events(frames) if e["type"] == "reply.delta" or e.get("phase") == "ended"]
+    assert moments[0]["type"] == "listen.turn"
     reply = await Message.objects.aget(reply_to=stored)
     assert (reply.status, reply.text) == ("complete", stored.text)
 
@@ -141,18 +143,18 @@ async def test_a_reply_begun_in_a_pause_is_dropped_when_the_person_goes_on(
     discarded = drafts("discarded")
     tab = await connect(conversation, user)
     await listen(tab)
-    await talk(tab, silence(0.5) + voices[BROKEN] + silence(1.5) + voices[REST] + silence(4.5), as_spoken=True)
+    # The pause leaves the early transcription 2.3 s, under any load the suite puts on the machine.
+    await talk(tab, silence(0.5) + voices[BROKEN] + silence(2.5) + voices[REST] + silence(4.5), as_spoken=True)
     frames = await until(tab, lambda e: e["type"] == "listen.turn" and e["phase"] == "ended", seconds=60)
-    assert drafts("discarded") == discarded + 1  # dropped as the person went on, seconds before the end
+    assert drafts("discarded") > discarded  # dropped as the person went on, seconds before the end
     frames += await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
     await tab.disconnect()
     [stored] = await queries(conversation)
     assert word_error_rate([f"{BROKEN} {REST}"], [stored.text]) <= 0.2, stored.text
     # The pause's words were answered in a draft nobody heard; the whole question was answered anew.
-    assert len(recording_responder.queries) == 2, recording_responder.queries
-    assert word_error_rate([BROKEN], [recording_responder.queries[0]]) <= 0.25, recording_responder.queries
-    assert recording_responder.queries[1] == stored.text
-    assert drafts("discarded") == discarded + 1
+    drafted, answered = recording_responder.queries[:-1], recording_responder.queries[-1]
+    assert any(word_error_rate([BROKEN], [text]) <= 0.25 for text in drafted), recording_responder.queries
+    assert answered == stored.text
     assert "".join(e["text"] for e in events(frames, "reply.delta")) == stored.text
     assert [m.text async for m in Message.objects.filter(role=Message.Role.ASSISTANT)] == [stored.text]
 
