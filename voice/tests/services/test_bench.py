@@ -42,6 +42,7 @@ def test_quick_benchmark_measures_real_replies(tmp_path):
     assert list(on) == list(off) == [-9, -20, -30]
     assert all(level["replies"] == 3 for level in on.values())
     assert all(level["replies"] == 2 for level in off.values())
+    assert not [level["errors"] for level in [*on.values(), *off.values()] if level["errors"]]
     wire = hands_free["wire"]
     # The final transcript is ready when the turn ends (the eager pass), and the answer follows; drafted or not.
     for turns in (wire["turns"], hands_free["undrafted"]):
