@@ -3,13 +3,14 @@
 import asyncio
 
 import pytest
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from voice.metrics import DRAFTS
 from voice.models import Message
 from voice.tests.helpers import audio_frames, connect, events, eventually, first_audio, until_done
 from voice.tests.responders import HangingResponder
-from voice.turns import Turns
+from voice.turns import QueryKeptButUnavailable, Turns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,3 +149,27 @@ async def test_a_reply_that_took_a_draft_stops_it_when_stopped(conversation, use
     await asyncio.wait([draft.task], timeout=10)
     assert draft.task.cancelled()
     assert (await replies(conversation))[-1].text.strip() == "A first sentence."
+
+
+class LayerDown:
+    """A channel layer that cannot be reached."""
+
+    async def group_send(self, group, message):
+        raise ChannelFull()
+
+
+async def test_a_draft_taken_for_a_query_the_tabs_cannot_hear_of_is_stopped_and_the_query_kept(
+    conversation, user, tone_engine, settings
+):
+    settings.VOICE_RESPONDER = "voice.tests.responders.HangingResponder"
+    turns = Turns(conversation, LayerDown(), origin="")
+    written = HangingResponder.written
+    draft = turns.draft("Are you there?")
+    await eventually(lambda: HangingResponder.written > written)
+    with pytest.raises(QueryKeptButUnavailable):
+        await turns.ask("Are you there?", draft=draft)
+    await asyncio.wait([draft.task], timeout=10)
+    assert draft.task.cancelled()  # no reply took it over: it stops, it does not run on for nobody
+    query = await Message.objects.aget(role=Message.Role.USER)
+    assert query.text == "Are you there?"
+    assert (await Message.objects.aget(reply_to=query)).status == Message.Status.FAILED
