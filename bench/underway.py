@@ -139,6 +139,7 @@ def _figures(replies: list[conversations.Reply], tokens: QuestionTokens | None =
     extra = [r.prompt_read - tokens(r.question) for r in replies if r.prompt_read is not None and tokens and r.question]
     return {
         "extra_median": measure.median(extra),
+        "extra_min": min(extra, default=float("nan")),
         "extra_max": max(extra, default=float("nan")),
         "replies": len(replies),
         "first_text_p50": measure.percentile(times, 50),
