@@ -345,7 +345,13 @@ def _hands_free(repeats: int, quick: bool) -> dict:
 
     results = {"turn_rule": handsfree.turn_rule(quick)}
     with tempfile.TemporaryDirectory(prefix="voice-bench-handsfree-") as scratch:
-        site = Site(Path(scratch), database="sqlite", VOICE_RESPONDER="local", VOICE_TTS_CACHE_MB="0").setup()
+        site = Site(
+            Path(scratch),
+            database="sqlite",
+            VOICE_RESPONDER="local",
+            VOICE_TTS_CACHE_MB="0",
+            VOICE_HANDSFREE_DRAFT_REPLIES="true",
+        ).setup()
         server = DaphneServer(site).start()
         try:
             client = ChatClient(server)

@@ -15,6 +15,11 @@ from voice.turns import QueryKeptButUnavailable, Turns
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def drafting(settings):
+    settings.VOICE_HANDSFREE_DRAFT_REPLIES = True
+
+
 def counted(outcome: str) -> float:
     return DRAFTS.labels(outcome)._value.get()
 
