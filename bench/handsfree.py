@@ -517,7 +517,7 @@ def tables(results: dict) -> list[tuple[str, str]]:
                 "Hands-free vs push-to-talk over the wire (VOICE_RESPONDER=local, one user, "
                 f"median of {wire['runs']}): hands-free from the last voiced sample, "
                 "push-to-talk from speech.end sent as the audio ends; the reply drafted from the early transcript "
-                "(VOICE_HANDSFREE_DRAFT_REPLIES=true) and, on a second server, not (the default)",
+                "(the default) and, on a second server, not (VOICE_HANDSFREE_DRAFT_REPLIES=false)",
                 table(
                     [
                         "mode",

@@ -503,7 +503,7 @@ VOICE_HANDSFREE_TURN_QUEUE = env_int("VOICE_HANDSFREE_TURN_QUEUE", 2)
 # Silence after which the final transcription starts, before the turn is known to be over.
 VOICE_HANDSFREE_EAGER_MS = env_int("VOICE_HANDSFREE_EAGER_MS", 200)
 # Begin the reply from those words (voice/drafts.py), used when the turn ends with them: the first sound comes sooner.
-VOICE_HANDSFREE_DRAFT_REPLIES = env_bool("VOICE_HANDSFREE_DRAFT_REPLIES", False)
+VOICE_HANDSFREE_DRAFT_REPLIES = env_bool("VOICE_HANDSFREE_DRAFT_REPLIES", True)
 # Seconds of a turn between partial transcripts (0: none; barge-in then waits for the end of the turn).
 VOICE_HANDSFREE_PARTIAL_SECONDS = env_float("VOICE_HANDSFREE_PARTIAL_SECONDS", 1.0)
 # Take the reply's own sound out of the open microphone (WebRTC's AEC3, voice/handsfree/canceller.py), while the

@@ -12,7 +12,7 @@ from voice import audio
 from voice.handsfree.canceller import CancellerFailed, EchoCanceller
 from voice.handsfree.detector import OnsetFaded, SpeechOnset
 from voice.handsfree.session import silero_turns
-from voice.metrics import ECHO_CANCELLER_FAILURES, TURN_VERDICTS
+from voice.metrics import DRAFTS, ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from voice.models import Message
 from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
 from voice.tests.speaker import SpeakerPage, along
@@ -105,6 +105,60 @@ async def test_finished_words_end_the_turn_sooner_and_broken_ones_wait_longer(
     assert word_error_rate([f"{BROKEN} {REST}"], [stored.text]) <= 0.2, stored.text
     # /metrics counts the verdicts.
     assert all(TURN_VERDICTS.labels(verdict)._value.get() > before for verdict, before in verdicts.items())
+
+
+def drafts(outcome: str) -> float:
+    return DRAFTS.labels(outcome)._value.get()
+
+
+async def test_the_reply_is_begun_before_the_turn_ends_and_the_model_asked_once(
+    conversation, user, tone_engine, handsfree, settings, voices, recording_responder
+):
+    # Every turn waits 3 s of silence: the early transcript, 0.2 s into it, comes long before the end.
+    settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS = 0
+    settings.VOICE_HANDSFREE_END_SILENCE_MS = 3000
+    used = drafts("used")
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await talk(tab, silence(0.5) + voices[FIRST] + silence(3.5), as_spoken=True)
+    frames = await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
+    await tab.disconnect()
+    [stored] = await queries(conversation)
+    assert words(stored.text) == words(FIRST)
+    # The model was asked for these words once: by the draft, which the reply took (a pause inside the question
+    # may have drafted its first words too, dropped when it went on).
+    assert recording_responder.queries.count(stored.text) == 1
+    assert drafts("used") == used + 1
+    # The reply (the question read back) reached the tab whole, once, after the turn had ended.
+    assert "".join(e["text"] for e in events(frames, "reply.delta")) == stored.text
+    moments = [e for e in events(frames) if e["type"] == "reply.delta" or e.get("phase") == "ended"]
+    assert moments[0]["type"] == "listen.turn"
+    reply = await Message.objects.aget(reply_to=stored)
+    assert (reply.status, reply.text) == ("complete", stored.text)
+
+
+async def test_a_reply_begun_in_a_pause_is_dropped_when_the_person_goes_on(
+    conversation, user, tone_engine, handsfree, settings, voices, recording_responder
+):
+    settings.VOICE_HANDSFREE_COMPLETE_SILENCE_MS = 0
+    settings.VOICE_HANDSFREE_END_SILENCE_MS = 4000
+    discarded = drafts("discarded")
+    tab = await connect(conversation, user)
+    await listen(tab)
+    # The pause leaves the early transcription 2.3 s, under any load the suite puts on the machine.
+    await talk(tab, silence(0.5) + voices[BROKEN] + silence(2.5) + voices[REST] + silence(4.5), as_spoken=True)
+    frames = await until(tab, lambda e: e["type"] == "listen.turn" and e["phase"] == "ended", seconds=60)
+    assert drafts("discarded") > discarded  # dropped as the person went on, seconds before the end
+    frames += await until(tab, lambda e: e["type"] == "reply.done", seconds=60)
+    await tab.disconnect()
+    [stored] = await queries(conversation)
+    assert word_error_rate([f"{BROKEN} {REST}"], [stored.text]) <= 0.2, stored.text
+    # The pause's words were answered in a draft nobody heard; the whole question was answered anew.
+    drafted, answered = recording_responder.queries[:-1], recording_responder.queries[-1]
+    assert any(word_error_rate([BROKEN], [text]) <= 0.25 for text in drafted), recording_responder.queries
+    assert answered == stored.text
+    assert "".join(e["text"] for e in events(frames, "reply.delta")) == stored.text
+    assert [m.text async for m in Message.objects.filter(role=Message.Role.ASSISTANT)] == [stored.text]
 
 
 async def test_an_echo_canceller_that_fails_is_bypassed_and_the_tab_is_told(
