@@ -53,9 +53,6 @@ from .states import SavedState, SavedStates, state_files
 
 logger = logging.getLogger(__name__)
 
-# A memory that holds this many tokens of a prompt past its system prompt holds its conversation (the user's
-# first words at least: their turn's markup is 3 tokens).
-SAME_CONVERSATION_TOKENS = 8
 # How long the thread sleeps at most when no reply is due (a stop or a new reply wakes it at once).
 IDLE_WAIT = 0.5
 # Tokens a slot must hold past what the next prompt keeps before its memory is worth saving.
@@ -98,6 +95,8 @@ class Generation:
     slot: Slot | None = None
     prompt: list[int] = field(default_factory=list)
     system_tokens: int = 0  # the prompt's first tokens that are the system prompt's
+    # ...and up to the end of the first message after it: a memory holding them all holds this conversation.
+    opening_tokens: int = 0
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
     next_token: int | None = None  # sampled, to be decoded at the next step
     produced: int = 0
@@ -457,8 +456,14 @@ class BatchEngine:
                 code="llm_context",
                 public_message="The question is too long for the language model.",
             )
+        first = 0
         if messages and messages[0].get("role") == "system":
             generation.system_tokens = reuse.common_prefix(self._tokens(messages[:1]), tokens)
+            first = 1
+        opening = messages[: first + 1]
+        generation.opening_tokens = (
+            reuse.common_prefix(self._tokens(opening), tokens) if len(opening) < len(messages) else len(tokens)
+        )
         generation.prompt = tokens
         return tokens
 
@@ -516,8 +521,10 @@ class BatchEngine:
         prompt, system = generation.prompt, generation.system_tokens
         plans = {slot: self._plan(slot.tokens, prompt) for slot in idle}
         best = max(idle, key=lambda slot: plans[slot].tokens)
-        # Every conversation shares the system prompt: its own memory holds more than that.
-        own = system + SAME_CONVERSATION_TOKENS
+        # Every conversation shares the system prompt, and questions often begin alike ("How long does it take
+        # to ..."): a conversation's own memory holds its whole first message. A slot taken on a few words in
+        # common would evict another conversation, whose next turn must then restore its memory or read it again.
+        own = generation.opening_tokens
         found = self.states.take_best(prompt, self._plan, at_least=max(plans[best].tokens, own - 1))
         if found is None and plans[best].tokens >= own:
             self._save(best, plans[best], system)

@@ -9,6 +9,7 @@ so only replies computed the same way on the same machine are compared.
 import ctypes
 
 from voice.responders.batching import COLD, RESTORED, SLOT
+from voice.responders.reuse import common_prefix
 from voice.tests.generations import Reply, started_engine, wait_for
 
 SYSTEM = "You are a helpful voice assistant. Answer in one short sentence."
@@ -263,3 +264,20 @@ def test_a_long_prompts_deadline_and_told_wait_follow_the_reading_speed_timed_he
     generation = reply.generation
     took = generation.first_token_at - generation.admitted_at
     assert took / 2 <= timed * generation.read <= took * 2, (timed * generation.read, took)
+
+
+def test_a_conversation_that_begins_like_another_takes_a_slot_of_its_own():
+    # Questions often begin alike: eleven tokens in common here, past the chat markup.
+    alike = ["How long does it take to fix a squeaky door with oil?", "How long does it take to fix a squeaky door?"]
+    with started_engine(sequences=3) as engine:
+        first = engine._tokens([{"role": "system", "content": SYSTEM}, {"role": "user", "content": alike[0]}])
+        second = engine._tokens([{"role": "system", "content": SYSTEM}, {"role": "user", "content": alike[1]}])
+        system = len(engine._tokens([{"role": "system", "content": SYSTEM}]))
+        history, _replies = talk(engine, alike[:1])
+        other = turn(engine, [], alike[1])
+        going_on = turn(engine, history, QUESTIONS[0])
+        asked = question_tokens(engine, QUESTIONS[0])
+    assert common_prefix(first, second) - system > 8
+    # The other conversation read its question in a slot of its own; the first one's memory stayed where it was.
+    assert other.generation.memory == COLD
+    assert going_on.generation.memory == SLOT and going_on.generation.read <= asked + 32
