@@ -245,7 +245,7 @@ def _underway(quick: bool, levels: tuple[int, ...] = ()) -> dict:
     token = secrets.token_hex(16)
     results: dict = {"levels": {}, "nonce": talk.nonce, "pairs": plan.pairs}
     with tempfile.TemporaryDirectory(prefix="voice-bench-underway-") as scratch:
-        budget = {"VOICE_LLM_HISTORY_TOKENS": "256"} if quick else {}  # a quick run's short histories pass it too
+        budget = {"VOICE_LLM_HISTORY_TOKENS": str(underway.QUICK_HISTORY_TOKENS)} if quick else {}
         site = Site(
             Path(scratch),
             database="sqlite",

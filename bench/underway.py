@@ -39,6 +39,11 @@ from .tables import table
 from .talk import Talk
 
 HISTORY_PAIRS = 12  # about 6,200 characters: past the history budget
+# The smoke run's histories, past its budget (QUICK_HISTORY_TOKENS) as the full run's are past the default one.
+QUICK_PAIRS = 6
+# Room for a continuing turn's question, the answer before it and the question before that, with history to spare:
+# with less, an answer heard whole leaves no history in the prompt, and the turn has nothing to find in memory.
+QUICK_HISTORY_TOKENS = 400
 ANSWER_READS = 2  # Talk.read_aloud texts an earlier answer is made of (about 450 characters)
 
 
@@ -55,7 +60,7 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         # Past a budget all the same: the smoke run's server has a small one (bench.__main__).
-        return cls(levels=(1, 2), conversation=conversations.Plan.quick(), pairs=4)
+        return cls(levels=(1, 2), conversation=conversations.Plan.quick(), pairs=QUICK_PAIRS)
 
 
 def history(talk: Talk, pairs: int = HISTORY_PAIRS) -> list[tuple[str, str]]:
