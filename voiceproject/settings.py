@@ -277,17 +277,23 @@ AUTH_PASSWORD_VALIDATORS = [
 # failures are counted per username and address together, so an attacker
 # locks out only their own guesses, never the real user logging in from
 # elsewhere. Counted in the database, so every server process shares them.
+# An address that fails across many usernames is refused too (``voice.logins``).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "voice.logins.AddressLockout",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = env_int("VOICE_LOGIN_FAILURE_LIMIT", 5)
+VOICE_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("VOICE_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 _login_cooloff_minutes = env_float("VOICE_LOGIN_COOLOFF_MINUTES", 15)
-if AXES_FAILURE_LIMIT < 1 or _login_cooloff_minutes < 0:
+if AXES_FAILURE_LIMIT < 1 or VOICE_LOGIN_ADDRESS_FAILURE_LIMIT < 1 or _login_cooloff_minutes < 0:
     # Throttling is not something a typo should switch off.
-    raise ImproperlyConfigured("VOICE_LOGIN_FAILURE_LIMIT must be 1 or more, VOICE_LOGIN_COOLOFF_MINUTES 0 or more.")
+    raise ImproperlyConfigured(
+        "VOICE_LOGIN_FAILURE_LIMIT and VOICE_LOGIN_ADDRESS_FAILURE_LIMIT must be 1 or more, "
+        "VOICE_LOGIN_COOLOFF_MINUTES 0 or more."
+    )
 # 0: locked until an admin clears it (manage.py axes_reset, or the admin).
 AXES_COOLOFF_TIME = timedelta(minutes=_login_cooloff_minutes) or None
 # A user who gets in has proved the password: earlier typos no longer count.

@@ -79,6 +79,48 @@ async def test_the_lockout_holds_under_asgi_too(user, settings):
     assert response.content.decode() == "Too many failed logins. Wait a few minutes, then try again."
 
 
+@pytest.mark.django_db
+def test_an_address_guessing_a_new_username_each_time_is_locked_out(user, settings):
+    settings.VOICE_LOGIN_ADDRESS_FAILURE_LIMIT = 6
+    attacker = Client(REMOTE_ADDR="198.51.100.9")
+    statuses = [attempts(attacker, "/accounts/login/", f"guess-{n}", "wrong password", 1)[0] for n in range(8)]
+    assert statuses[:6] == [200] * 6 and set(statuses[6:]) == {429}
+    # From there, not even a real user's right password gets in: no password is checked at all.
+    response = attacker.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert response.status_code == 429 and not logged_in(attacker)
+    assert response.content.decode() == "Too many failed logins. Wait a few minutes, then try again."
+    elsewhere = Client(REMOTE_ADDR="192.0.2.7")
+    response = elsewhere.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert response.status_code == 302 and logged_in(elsewhere)
+
+
+def forwarded_by_the_shipped_proxy(sent_by_client: str, client_address: str) -> list[str]:
+    """The X-Forwarded-For that deploy/nginx.conf hands Daphne, in each of its locations."""
+    variables = {
+        "$remote_addr": client_address,
+        "$proxy_add_x_forwarded_for": f"{sent_by_client}, {client_address}" if sent_by_client else client_address,
+    }
+    headers = []
+    for line in (ROOT / "deploy" / "nginx.conf").read_text().splitlines():
+        words = line.split("#")[0].split()
+        if words[:2] == ["proxy_set_header", "X-Forwarded-For"]:
+            headers.append(variables[words[2].rstrip(";")])
+    return headers
+
+
+def test_behind_the_shipped_proxy_a_client_cannot_choose_its_address():
+    from daphne.utils import parse_x_forwarded_for
+
+    headers = forwarded_by_the_shipped_proxy("203.0.113.66", "198.51.100.9")
+    assert len(headers) == 2  # the sockets' location and the pages'
+    for header in headers:
+        # Daphne --proxy-headers, as deploy/systemd runs it, takes the first address.
+        address, _scheme = parse_x_forwarded_for(
+            {b"x-forwarded-for": [header.encode()]}, original_addr=["127.0.0.1", 0]
+        )
+        assert address[0] == "198.51.100.9"
+
+
 # --- 2 and 3. Speech API tokens --------------------------------------------------------
 async def read_token_socket(token: str) -> tuple[list[dict], int]:
     communicator = WebsocketCommunicator(application, f"/v1/ws/{token}")
