@@ -159,11 +159,9 @@ def _retrieved(task: asyncio.Task) -> None:
 @database_sync_to_async
 def _settled_history(conversation: Conversation, budget_chars: int) -> list[Turn] | None:
     """The conversation's turns so far; None while a reply in it is still being produced."""
-    messages = conversation.messages
-    if messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING).exists():
+    if conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING).exists():
         return None
-    newest = messages.order_by("-pk").values_list("pk", flat=True).first() or 0
-    return turns_until(conversation, newest + 1, budget_chars)
+    return turns_until(conversation, budget_chars=budget_chars)
 
 
 @database_sync_to_async

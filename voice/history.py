@@ -27,10 +27,12 @@ def turns_before(query: Message, budget_chars: int | None = None) -> list[Turn]:
     return turns_until(query.conversation, query.pk, budget_chars)
 
 
-def turns_until(conversation: Conversation, before: int, budget_chars: int | None = None) -> list[Turn]:
-    """The turns of ``conversation`` stored before message ``before``, within the budget. Blocking (database)."""
+def turns_until(conversation: Conversation, before: int | None = None, budget_chars: int | None = None) -> list[Turn]:
+    """The turns of ``conversation`` stored before message ``before`` (None: all), within the budget. Blocking."""
     budget = settings.VOICE_LLM_HISTORY_CHARS if budget_chars is None else budget_chars
-    earlier = conversation.messages.filter(pk__lt=before).order_by("-created_at", "-pk")
+    earlier = conversation.messages.order_by("-created_at", "-pk")
+    if before is not None:
+        earlier = earlier.filter(pk__lt=before)
     turns: list[Turn] = []
     used = 0
     for message in earlier.iterator():
