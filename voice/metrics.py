@@ -109,7 +109,8 @@ def llm_event(name: str, value: float) -> None:
 def allowed(request: HttpRequest) -> bool:
     token = settings.VOICE_METRICS_TOKEN
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, which a client may send.
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), token.encode()):
         return True
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_active and user.is_staff)

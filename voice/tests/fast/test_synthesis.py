@@ -310,6 +310,8 @@ async def test_the_metrics_endpoint_reports_what_happened(conversation, user, st
     response = await sync_to_async(scrape)(anonymous, HTTP_AUTHORIZATION="Bearer scrape-me")
     assert response.status_code == 200
     assert (await sync_to_async(scrape)(anonymous, HTTP_AUTHORIZATION="Bearer wrong")).status_code == 403
+    # A header of any bytes is only a wrong token (headers arrive as Latin-1: this is what "é" sends).
+    assert (await sync_to_async(scrape)(anonymous, HTTP_AUTHORIZATION="Bearer scrape-mÃ©")).status_code == 403
 
 
 def sample(body: str, name: str) -> float:
