@@ -31,6 +31,8 @@ from .tts import TTSError, Voice, get_engine
 SPEEDS = (0.75, 1.0, 1.25, 1.5, 2.0)
 # Conversations in the sidebar, and found by a search.
 LISTED = 100
+# Messages a reconnecting page is sent at a time (``?after=``); it asks again while there are more.
+CATCH_UP_MESSAGES = 200
 
 
 def _voices() -> list[Voice]:
@@ -240,7 +242,8 @@ def delete_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
-    """What changed while a page was disconnected: messages after ``?after=<id>``, and any not finished.
+    """What changed while a page was disconnected: messages after ``?after=<id>`` (``CATCH_UP_MESSAGES`` at most,
+    oldest first, and ``has_more`` if there are newer ones still), and any not finished.
 
     ``?before=<id>`` instead: the page of messages before that one (``VOICE_PAGE_MESSAGES``, oldest first,
     each with its ``number`` within its role), and ``has_more`` if there are older ones still.
@@ -259,11 +262,18 @@ def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
             }
         )
     try:
-        after = int(request.GET.get("after", "0"))
-    except ValueError:
-        return JsonResponse({"errors": {"after": ["A message id."]}}, status=400)
-    changed = conversation.messages.filter(Q(pk__gt=after) | Q(status=Message.Status.STREAMING))
-    return JsonResponse({"messages": [message.as_event_payload() for message in changed]})
+        after = int(request.GET["after"])
+    except (KeyError, ValueError):
+        return JsonResponse({"errors": {"after": ["A message id (or before=<id>)."]}}, status=400)
+    # A page at a time, as ``before`` is: a long conversation is never sent whole.
+    newer = list(conversation.messages.filter(pk__gt=after).order_by("pk")[: CATCH_UP_MESSAGES + 1])
+    unfinished = list(conversation.messages.filter(pk__lte=after, status=Message.Status.STREAMING).order_by("pk"))
+    return JsonResponse(
+        {
+            "messages": [message.as_event_payload() for message in unfinished + newer[:CATCH_UP_MESSAGES]],
+            "has_more": len(newer) > CATCH_UP_MESSAGES,
+        }
+    )
 
 
 # --- Stored audio, with byte ranges ------------------------------------------------------

@@ -38,14 +38,19 @@ function announceReply(message) {
 /** What happened while the socket was not joined (finished replies, other tabs' queries). */
 export async function catchUp() {
   const unfinished = list.unfinishedIds();
-  const after = unfinished.length ? Math.min(...unfinished) - 1 : list.lastId;
+  let after = unfinished.length ? Math.min(...unfinished) - 1 : list.lastId;
   try {
-    const { messages } = await getJson(`/c/${session.conversationId}/messages/`, { after });
-    for (const message of messages) {
-      list.upsert(message);
-      if (message.status !== STATUS.STREAMING) {
-        record(message.id).done ??= { message_id: message.id, status: message.status, caughtUp: true };
+    // A page at a time: a long absence is caught up in several requests, oldest first.
+    for (let more = true; more; ) {
+      const page = await getJson(`/c/${session.conversationId}/messages/`, { after });
+      for (const message of page.messages) {
+        list.upsert(message);
+        if (message.status !== STATUS.STREAMING) {
+          record(message.id).done ??= { message_id: message.id, status: message.status, caughtUp: true };
+        }
+        after = Math.max(after, message.id);
       }
+      more = page.has_more && page.messages.length > 0;
     }
     chat.dataset.caughtUp = String(Date.now());
     follower.grew();

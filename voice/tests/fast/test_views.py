@@ -8,7 +8,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from voice import audio
+from voice import audio, views
 from voice.management.commands.wire_js import WIRE_JS
 from voice.models import Conversation, Message
 from voice.tests.engines import tone
@@ -292,10 +292,23 @@ def test_catch_up_gives_newer_and_unfinished_messages(client, user, conversation
     url = f"/c/{conversation.pk}/messages/"
     ids = [m["id"] for m in client.get(url, {"after": done.pk}).json()["messages"]]
     assert ids == [streaming.pk, newer.pk]
-    everything = client.get(url).json()["messages"]
-    assert [m["id"] for m in everything] == [old.pk, streaming.pk, done.pk, newer.pk]
-    assert everything[1] == streaming.as_event_payload()
+    everything = client.get(url, {"after": 0}).json()
+    assert [m["id"] for m in everything["messages"]] == [old.pk, streaming.pk, done.pk, newer.pk]
+    assert everything["messages"][1] == streaming.as_event_payload() and not everything["has_more"]
     assert client.get(url, {"after": "x"}).status_code == 400
+    assert client.get(url).status_code == 400  # never the whole conversation at once
+
+
+def test_catch_up_comes_a_page_at_a_time(client, user, conversation, monkeypatch):
+    monkeypatch.setattr(views, "CATCH_UP_MESSAGES", 2)
+    streaming = Message.objects.create(conversation=conversation, role="assistant", text="Half", status="streaming")
+    later = [Message.objects.create(conversation=conversation, role="user", text=f"{n}.") for n in range(3)]
+    client.force_login(user)
+    url = f"/c/{conversation.pk}/messages/"
+    first = client.get(url, {"after": streaming.pk}).json()
+    assert [m["id"] for m in first["messages"]] == [streaming.pk, later[0].pk, later[1].pk] and first["has_more"]
+    rest = client.get(url, {"after": later[1].pk}).json()
+    assert [m["id"] for m in rest["messages"]] == [streaming.pk, later[2].pk] and not rest["has_more"]
 
 
 # --- Markdown in replies --------------------------------------------------------------
