@@ -39,6 +39,10 @@ from .turns import QueryRecording, Turns, Unavailable
 
 logger = logging.getLogger(__name__)
 
+# Events that stop or switch something, counted together per user (VOICE_CONTROL_RATE_LIMIT).
+CONTROL_EVENTS = (protocol.Cancel, protocol.Heard, protocol.SpeechCancel, protocol.ListenStart, protocol.ListenStop)
+CONTROL_WHAT = "stops, listening switches and playback reports"
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
@@ -140,6 +144,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.on_audio(bytes_data)
                 return
             event = protocol.parse_client_event(text_data)
+            if isinstance(event, CONTROL_EVENTS):
+                # Each does database work on the one shared database thread: a flood would delay everyone's.
+                await self.within_rate_limit("control_rate_limited", settings.VOICE_CONTROL_RATE_LIMIT, CONTROL_WHAT)
             handler = {
                 protocol.Query: self.on_query,
                 protocol.Cancel: self.on_cancel,

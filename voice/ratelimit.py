@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 
 WINDOW = 60  # seconds
@@ -23,9 +24,12 @@ def allow(ident: str, limit: int) -> bool:
 
 
 async def aallow(ident: str, limit: int) -> bool:
-    """``allow`` for the event loop."""
+    """``allow`` for the event loop.
+
+    Not with Django's ``aincr``: it reads, then writes, so requests at the same moment (two tabs, two servers)
+    would each count as the same one. The backends' own ``incr`` is atomic (Redis INCR, a lock in memory).
+    Not on the thread that does the database work either: a flood must not queue there.
+    """
     if limit <= 0:
         return True
-    key = _key(ident)
-    await cache.aadd(key, 0, timeout=2 * WINDOW)
-    return await cache.aincr(key) <= limit
+    return await sync_to_async(allow, thread_sensitive=False)(ident, limit)

@@ -12,11 +12,13 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 
+from voice import ratelimit
 from voice.exceptions import TranscriberBusy
 from voice.models import ApiKey, Message
 from voice.stt.service import transcription
 from voice.tests.helpers import connect, events, eventually, receive_frame, session_headers, until_done
 from voice.tests.transcribers import GatedTranscriber, SecondsTranscriber
+from voice.turns import Turns
 from voiceproject.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,6 +89,33 @@ async def test_a_flood_of_queries_is_rate_limited_per_user(conversation, user, t
     await second.disconnect()
     assert not await Message.objects.filter(text="One too many.").aexists()
     assert await Message.objects.filter(role="user").acount() == 3
+
+
+async def test_requests_at_the_same_moment_each_count():
+    allowed = await asyncio.gather(*(ratelimit.aallow("burst:1", 3) for _ in range(12)))
+    assert sorted(allowed) == [False] * 9 + [True] * 3
+
+
+async def test_a_flood_of_stops_is_refused_before_it_costs_database_work(conversation, user, settings, monkeypatch):
+    settings.VOICE_CONTROL_RATE_LIMIT = 3
+    stops = []
+    real_stop = Turns.stop
+
+    async def counted_stop(self, *args, **kwargs):
+        stops.append(args)
+        return await real_stop(self, *args, **kwargs)
+
+    monkeypatch.setattr(Turns, "stop", counted_stop)
+    first, second = await connect(conversation, user), await connect(conversation, user)
+    for n in range(4):
+        await (first if n % 2 else second).send_json_to({"type": "cancel"})
+    # The fourth in a minute, from either tab, is refused with a plain sentence, and nothing is done for it.
+    while (frame := await receive_frame(first))[0] != "event" or frame[1]["type"] != "error":
+        pass
+    assert frame[1]["code"] == "control_rate_limited" and "3 stops" in frame[1]["message"]
+    await first.disconnect()
+    await second.disconnect()
+    assert len(stops) == 3
 
 
 SECONDS = "voice.tests.transcribers.SecondsTranscriber"
