@@ -180,6 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         draft: Draft | None = None,
     ) -> None:
         await self.within_rate_limit("rate_limited", settings.VOICE_CHAT_RATE_LIMIT, "messages")
+        await self.within_reply_share()
         stored_before = await self.turns.ask(
             text,
             client_id=client_id,
@@ -197,6 +198,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await ratelimit.aallow(f"{code}:{self.scope['user'].pk}", limit):
             raise protocol.ProtocolError(
                 code, f"That is more than {limit} {what} in a minute. Wait a moment, then try again."
+            )
+
+    async def within_reply_share(self) -> None:
+        """ProtocolError ``too_many_replies`` while this user's replies in other conversations fill their share.
+
+        A reply is written as fast as it is heard, so a long one holds a place of the model for a minute: one
+        account asking in many conversations at once would hold them all. This conversation's own reply is not
+        counted: the new query interrupts it.
+        """
+        limit = settings.VOICE_USER_REPLIES
+        if limit <= 0:
+            return
+        writing = await (
+            Message.objects.filter(
+                conversation__owner=self.scope["user"], role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+            )
+            .exclude(conversation=self.conversation)
+            .acount()
+        )
+        if writing >= limit:
+            raise protocol.ProtocolError(
+                "too_many_replies",
+                f"{writing} of your replies in other conversations are still being written. "
+                "Wait for one to end, or stop it, then ask again.",
             )
 
     async def on_cancel(self, event: protocol.Cancel) -> None:

@@ -386,6 +386,7 @@ VOICE_PAGE_MESSAGES = env_int("VOICE_PAGE_MESSAGES", 50)
 # speech.start whether or not they hold words: each costs a transcription (0: no limit).
 VOICE_SPEECH_RATE_LIMIT = env_int("VOICE_SPEECH_RATE_LIMIT", 20)
 VOICE_CONTROL_RATE_LIMIT = env_int("VOICE_CONTROL_RATE_LIMIT", 120)
+VOICE_USER_REPLIES = env_int("VOICE_USER_REPLIES", 4)
 # A reply in production saves its progress and refreshes its heartbeat this
 # often (seconds); one whose heartbeat is older than VOICE_REPLY_STALE_AFTER is
 # finalized as interrupted. Every process looks for such replies this often.

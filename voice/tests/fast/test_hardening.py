@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from voice import ratelimit
 from voice.exceptions import TranscriberBusy
-from voice.models import ApiKey, Message
+from voice.models import ApiKey, Conversation, Message
 from voice.stt.service import transcription
 from voice.tests.helpers import connect, events, eventually, receive_frame, session_headers, until_done
 from voice.tests.transcribers import GatedTranscriber, SecondsTranscriber
@@ -89,6 +89,25 @@ async def test_a_flood_of_queries_is_rate_limited_per_user(conversation, user, t
     await second.disconnect()
     assert not await Message.objects.filter(text="One too many.").aexists()
     assert await Message.objects.filter(role="user").acount() == 3
+
+
+async def test_one_account_writes_only_its_share_of_replies_at_once(conversation, user, tone_engine, settings):
+    settings.VOICE_USER_REPLIES = 2
+    for title in ("one", "two"):
+        elsewhere = await Conversation.objects.acreate(owner=user, title=title)
+        await Message.objects.acreate(conversation=elsewhere, role="assistant", text="Long", status="streaming")
+    # This conversation's own reply does not count: a new query interrupts it.
+    await Message.objects.acreate(conversation=conversation, role="assistant", text="Half", status="streaming")
+    tab = await connect(conversation, user)
+    await tab.send_json_to({"type": "query", "text": "One too many."})
+    (kind, error) = await receive_frame(tab)
+    assert (kind, error["code"]) == ("event", "too_many_replies") and "2 of your replies" in error["message"]
+    assert not await Message.objects.filter(text="One too many.").aexists()
+    settings.VOICE_USER_REPLIES = 3
+    await tab.send_json_to({"type": "query", "text": "Now there is room."})
+    await until_done(tab)
+    await tab.disconnect()
+    assert await Message.objects.filter(text="Now there is room.").aexists()
 
 
 async def test_requests_at_the_same_moment_each_count():
