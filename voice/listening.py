@@ -41,7 +41,8 @@ class Listening:
         """More audio; may start a partial transcription. STTError (too long, odd bytes) ends the utterance."""
         self.utterance.add(pcm)
         every = settings.VOICE_STT_PARTIAL_SECONDS
-        if every and (self._partial is None or self._partial.done()):
+        # Optional work: none while other transcriptions wait (somebody's finished words come first).
+        if every and (self._partial is None or self._partial.done()) and not transcription().waiting:
             heard = round(self.utterance.duration * SAMPLE_RATE * 2)
             if heard - self._partial_bytes >= every * SAMPLE_RATE * 2:
                 self._partial_bytes = heard

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from voice import ratelimit
 from voice.exceptions import TranscriberBusy
+from voice.listening import Listening
 from voice.models import ApiKey, Conversation, Message
 from voice.stt.service import transcription
 from voice.tests.helpers import connect, events, eventually, receive_frame, session_headers, until_done
@@ -182,6 +183,35 @@ async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings)
         GatedTranscriber.gate.set()
     # What was queued is still heard.
     assert [t.text for t in await asyncio.gather(running, *waiting)] == ["0.5 seconds"] * 3
+
+
+async def test_push_to_talk_partials_wait_while_other_transcriptions_queue(settings):
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+    settings.VOICE_STT_PARTIAL_SECONDS = 1.0
+    GatedTranscriber.gate.clear()
+    GatedTranscriber.started.clear()
+    service = transcription()
+    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
+    sent = []
+
+    async def send(event):
+        sent.append(event)
+
+    listening = Listening(send)
+    try:
+        running = asyncio.create_task(service.transcribe(loud))
+        await eventually(GatedTranscriber.started.is_set)
+        waiting = asyncio.create_task(service.transcribe(loud))
+        await eventually(lambda: len(service.pool.queue) == 1)
+        listening.add(loud * 4)  # two seconds: a partial is due, and others' words wait
+        assert listening._partial is None
+    finally:
+        GatedTranscriber.gate.set()
+    await asyncio.gather(running, waiting)
+    listening.add(loud * 2)  # nothing waits now: the partial goes
+    await eventually(lambda: sent)
+    assert sent[0].text == "3.0 seconds" and not sent[0].final
+    listening.cancel()
 
 
 # --- Errors never leak ------------------------------------------------------------------
