@@ -181,6 +181,9 @@ class ReplyRecorder:
         try:
             await database_sync_to_async(self._store)(fields)
         except Exception as exc:
+            if not await Message.objects.filter(pk=message.pk).aexists():
+                logger.info("Reply %s was deleted (with its conversation) before it was stored", message.pk)
+                return message
             # Keep the text even when the audio cannot be stored.
             logger.exception("Storing the audio of reply %s failed", message.pk)
             message.audio = None
@@ -201,7 +204,12 @@ class ReplyRecorder:
             message.audio.save(
                 f"{message.pk}.{message.audio_format}", ContentFile(self.recording.file_bytes()), save=False
             )
-        message.save(update_fields=fields)
+        try:
+            message.save(update_fields=fields)
+        except BaseException:
+            if message.audio:
+                message.audio.delete(save=False)  # no file without its row (deleted meanwhile, or not saved)
+            raise
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
 
     def _ms(self, moment: float | None) -> int | None:

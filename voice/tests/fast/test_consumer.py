@@ -284,3 +284,29 @@ async def test_a_looping_reply_stops_before_the_loop(conversation, user, tone_en
     settings.VOICE_RESPONDER = "voice.tests.responders.LoopingResponder"
     reply = await ask_for_a_cut_reply(conversation, user, LoopingResponder)
     assert (reply.cut, reply.text) == ("repetition", "A port is a number that identifies a program.")
+
+
+def stored_audio_files(directory: str = "voice/audio") -> list[str]:
+    from django.core.files.storage import default_storage
+
+    if not default_storage.exists(directory):
+        return []
+    folders, files = default_storage.listdir(directory)
+    return [f"{directory}/{name}" for name in files] + [
+        path for folder in folders for path in stored_audio_files(f"{directory}/{folder}")
+    ]
+
+
+async def test_a_conversation_deleted_while_its_reply_is_spoken_leaves_no_audio_behind(
+    conversation, user, gated_engine
+):
+    communicator = await connect(conversation, user)
+    await communicator.send_json_to({"type": "query", "text": "One. Two."})
+    while (await receive_frame(communicator))[0] != "audio":
+        pass
+    await conversation.adelete()
+    gated_engine.set()  # the rest is spoken, and its audio would be stored now
+    await until_done(communicator)
+    await communicator.disconnect()
+    assert not await Message.objects.aexists()
+    assert await sync_to_async(stored_audio_files)() == []
