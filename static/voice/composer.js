@@ -14,8 +14,29 @@ import { TITLE_CHARS } from "./wire.js";
 const form = document.getElementById("composer");
 const voicePicker = document.getElementById("voice-picker");
 const speedPicker = document.getElementById("speed-picker");
-// The server's VOICE_MAX_QUERY_CHARS: a longer query is not sent (the box's maxlength can be got around).
+// The server's VOICE_MAX_QUERY_CHARS: a longer query is not sent. Not the box's maxlength, which would cut a
+// pasted text short without a word: the box keeps it all, and says it is too long as soon as it is.
 const MAX_QUERY_CHARS = Number(chat.dataset.maxQueryChars) || Infinity;
+let tooLongTold = false;
+
+/** Counted as the server counts (characters, not UTF-16 units). */
+function queryLength(text) {
+  return text.length > MAX_QUERY_CHARS ? [...text].length : text.length;
+}
+function tooLong(length) {
+  return `your message has ${length} characters; the limit is ${MAX_QUERY_CHARS}. It is still in the box.`;
+}
+function checkLength() {
+  const length = queryLength(input.value.trim());
+  if (length > MAX_QUERY_CHARS) {
+    // Said once as it crosses the limit (the error is an alert: not again at every key).
+    if (!tooLongTold) showError(`Too long to send: ${tooLong(length)} Shorten it to send it.`);
+    tooLongTold = true;
+  } else if (tooLongTold) {
+    showError("");
+    tooLongTold = false;
+  }
+}
 
 // --- Drafts: the box survives a reload ---------------------------------------------------
 // Per tab (sessionStorage), so that nothing typed stays behind on a shared computer.
@@ -108,11 +129,11 @@ form.addEventListener("submit", async (event) => {
   player.unlock(); // inside the gesture: required for sound on iOS/Safari
   const text = input.value.trim();
   if (!text) return;
-  // Counted as the server counts (characters, not UTF-16 units). Refused here, it stays in the box
-  // and nothing is sent: no conversation made for it, no frame too large for the socket.
-  const length = text.length > MAX_QUERY_CHARS ? [...text].length : text.length;
+  // Refused here, it stays in the box and nothing is sent: no conversation made for it, no frame too large
+  // for the socket.
+  const length = queryLength(text);
   if (length > MAX_QUERY_CHARS) {
-    showError(`Not sent: your message has ${length} characters; the limit is ${MAX_QUERY_CHARS}. It is still in the box.`);
+    showError(`Not sent: ${tooLong(length)}`);
     return;
   }
   showError("");
@@ -145,6 +166,7 @@ form.addEventListener("submit", async (event) => {
 input.addEventListener("input", () => {
   autosize();
   saveDraft();
+  checkLength();
 });
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

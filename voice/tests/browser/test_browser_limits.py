@@ -36,6 +36,23 @@ def stored_user_messages(server) -> int:
 
 
 # --- Over-long queries -----------------------------------------------------------------------
+def test_a_pasted_text_past_the_limit_is_kept_whole_and_the_person_told_at_once(page, server):
+    wait_for_reply(page, send(page, "Hello."))
+    before = stored_user_messages(server)
+    box(page).focus()
+    page.keyboard.insert_text("z" * 2050)  # as a paste does: into the box, no key pressed
+    page.wait_for_selector("#chat-error:not([hidden])")
+    assert "the limit is 2000" in page.locator("#chat-error-text").text_content()
+    assert box(page).input_value() == "z" * 2050  # nothing cut off
+    box(page).press("Enter")
+    assert "Not sent" in page.locator("#chat-error-text").text_content()
+    # Shortened under the limit, the error goes, and it is sent.
+    box(page).fill("Short again.")
+    page.wait_for_selector("#chat-error", state="hidden")
+    wait_for_reply(page, send(page, "Short again."))
+    assert stored_user_messages(server) == before + 1
+
+
 @pytest.mark.parametrize(
     "length, conversation",
     # Just over VOICE_MAX_QUERY_CHARS in a conversation; over Daphne's 1 MiB frame cap as a first query.
