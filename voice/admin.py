@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -9,6 +10,8 @@ from .models import ApiKey, Conversation, Message, SpeechRequest
 from .rendering import render_markdown
 
 LATENCY_FIELDS = ("first_text_ms", "ttfa_ms", "reply_ms", "synthesis_ms", "duration_ms")
+# Messages a conversation's transcript shows, the newest: a long conversation's page must still load.
+TRANSCRIPT_MESSAGES = 200
 
 
 class TranscriptStyles:
@@ -49,10 +52,15 @@ class ConversationAdmin(admin.ModelAdmin):
         """The conversation as it was said: replies rendered, each with its player, timings and errors."""
         if conversation.pk is None:
             return "—"
+        total = conversation.messages.count()
+        every_message = reverse("admin:voice_message_changelist") + f"?conversation__id__exact={conversation.pk}"
+        newest = reversed(conversation.messages.order_by("-created_at", "-pk")[:TRANSCRIPT_MESSAGES])
         return render_to_string(
             "admin/voice/transcript.html",
             {
-                "messages": conversation.messages.all(),
+                "messages": list(newest),
+                "total": total,
+                "every_message": every_message,
                 "stopped": Message.STOPPED,
             },
         )

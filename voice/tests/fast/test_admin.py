@@ -1,5 +1,6 @@
 import pytest
 
+from voice import admin
 from voice.models import Message
 
 from .test_views import spoken_reply  # noqa: F401 - fixture
@@ -69,6 +70,19 @@ def test_a_conversation_reads_as_a_transcript(staff_client, told_conversation):
     assert "voice/admin.css" in page
     # No table of every field any more.
     assert "tabular" not in page and "inline-group" not in page
+
+
+def test_a_long_conversations_transcript_shows_its_newest_messages(staff_client, conversation, monkeypatch):
+    monkeypatch.setattr(admin, "TRANSCRIPT_MESSAGES", 2)
+    for n in range(5):
+        Message.objects.create(conversation=conversation, role="user", text=f"Question number {n}.")
+    page = staff_client.get(f"/admin/voice/conversation/{conversation.pk}/change/").content.decode()
+    transcript = page[page.index('class="transcript-admin"') :]
+    assert "Question number 0." not in transcript
+    assert transcript.index("Question number 3.") < transcript.index("Question number 4.")  # oldest first
+    assert "The 2 newest of 5 messages." in page
+    every = staff_client.get("/admin/voice/message/", {"conversation__id__exact": conversation.pk})
+    assert every.status_code == 200 and every.context["cl"].result_count == 5
 
 
 def test_a_message_shows_its_reply_rendered(staff_client, told_conversation):
