@@ -356,6 +356,7 @@ VOICE_TTS_JOB_TIMEOUT_MAX = env_float("VOICE_TTS_JOB_TIMEOUT_MAX", 30.0)
 # and shared through Redis (Django's cache) when REDIS_URL is set.
 VOICE_TTS_CACHE_MB = env_int("VOICE_TTS_CACHE_MB", 64)
 VOICE_TTS_CACHE_SHARED = env_bool("VOICE_TTS_CACHE_SHARED", bool(REDIS_URL))
+VOICE_TTS_SHARED_CACHE_MB = env_int("VOICE_TTS_SHARED_CACHE_MB", 256)
 # "inline": replies are produced in the server process. "worker": `manage.py
 # runworker voice-replies` processes produce them (needs REDIS_URL). The
 # VOICE_TTS_* names are the old ones, still read.

@@ -74,6 +74,7 @@ class Synthesis:
         self.cache = segment_cache.SegmentCache(
             max_bytes=settings.VOICE_TTS_CACHE_MB * 1024 * 1024,
             shared_alias="default" if settings.VOICE_TTS_CACHE_SHARED else None,
+            shared_bytes=settings.VOICE_TTS_SHARED_CACHE_MB * 1024 * 1024,
         )
         self.hits = 0
         self.misses = 0

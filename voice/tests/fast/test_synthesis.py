@@ -267,6 +267,23 @@ async def test_the_cache_returns_identical_bytes_and_keeps_to_its_bound():
     assert segment_cache.key("piper", "joe", 1.25, "Segment 0.") != keys[0]
 
 
+async def test_the_shared_cache_holds_at_most_its_slots_and_never_another_segment():
+    from django.core.cache import caches
+
+    slots = 3
+    one = segment_cache.SegmentCache(0, "default", shared_bytes=slots * segment_cache.MAX_SHARED_BYTES)
+    other = segment_cache.SegmentCache(0, "default", shared_bytes=slots * segment_cache.MAX_SHARED_BYTES)
+    keys = [segment_cache.key("piper", "joe", 1.0, f"Shared segment {n}.") for n in range(20)]
+    for n, key in enumerate(keys):
+        await one.put(key, segment_cache.Entry((chunk(n),), 0.1))
+    held = [k for k in caches["default"]._cache if segment_cache.SHARED_PREFIX in k]
+    assert 0 < len(held) <= slots  # twenty segments said, three slots' worth kept
+    found = {n: await other.get(key) for n, key in enumerate(keys)}  # another process, as it were
+    assert all(entry is None or entry.chunks == (chunk(n),) for n, entry in found.items())
+    assert found[19].chunks == (chunk(19),)  # the newest is always there
+    assert sum(entry is not None for entry in found.values()) == len(held)
+
+
 @pytestmark_db
 async def test_a_segment_said_before_comes_from_the_cache(conversation, user, tone_engine):
     from voice.tts.service import synthesis
