@@ -14,13 +14,14 @@ def _key(ident: str) -> str:
     return f"voice-rate:{ident}:{int(time.time() // WINDOW)}"
 
 
-def allow(ident: str, limit: int) -> bool:
-    """Count one request by ``ident``; False once it is over ``limit`` this minute (0: no limit). Blocking."""
+def allow(ident: str, limit: int, cost: int = 1) -> bool:
+    """Count ``cost`` (a request, or its characters) for ``ident``; False once it is over ``limit`` this minute
+    (0: no limit). Blocking."""
     if limit <= 0:
         return True
     key = _key(ident)
     cache.add(key, 0, timeout=2 * WINDOW)
-    return cache.incr(key) <= limit
+    return cache.incr(key, cost) <= limit
 
 
 async def aallow(ident: str, limit: int) -> bool:

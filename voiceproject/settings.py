@@ -540,6 +540,7 @@ if VOICE_SPEECH_EMOJI not in ("drop", "keep"):
 VOICE_API_ALLOW_ANONYMOUS = env_bool("VOICE_API_ALLOW_ANONYMOUS", False)
 VOICE_API_TOKEN_TTL = env_int("VOICE_API_TOKEN_TTL", 60)  # seconds
 VOICE_API_RATE_LIMIT = env_int("VOICE_API_RATE_LIMIT", 60)  # requests per minute per key (or user, or address)
+VOICE_API_CHARS_PER_MINUTE = env_int("VOICE_API_CHARS_PER_MINUTE", 6000)
 
 # --- Metrics (GET /metrics, Prometheus): staff sessions, or this bearer token.
 VOICE_METRICS_TOKEN = os.environ.get("VOICE_METRICS_TOKEN", "")

@@ -55,6 +55,14 @@ def identify(request: HttpRequest) -> Caller:
     raise ApiError(401, "missing_credentials", "Send an API key: Authorization: Bearer <key>.")
 
 
+def check_cost(caller: Caller, text: str) -> None:
+    """Count ``text``'s characters against a one-minute window: what synthesis costs, not only how often it is
+    asked; ApiError 429 past VOICE_API_CHARS_PER_MINUTE. Blocking."""
+    limit = settings.VOICE_API_CHARS_PER_MINUTE
+    if not ratelimit.allow(f"api-chars:{caller.ident}", limit, cost=len(text)):
+        raise ApiError(429, "characters_rate_limited", f"More than {limit} characters to speak in a minute; slow down.")
+
+
 def check_rate(caller: Caller) -> None:
     """Count one request against a one-minute window; ApiError 429 past the limit."""
     limit = settings.VOICE_API_RATE_LIMIT

@@ -25,7 +25,7 @@ from ..pipeline import GivenText, ReplyPipeline, Speaker, SpeechChunk, SpeechFai
 from ..protocol import ProtocolError, storable_text
 from ..tts import BaseEngine, EngineUnavailable, TTSError, get_engine
 from ..tts.base import check_speed
-from .auth import ApiError, Caller, check_rate, identify
+from .auth import ApiError, Caller, check_cost, check_rate, identify
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ async def synthesize(request: HttpRequest) -> JsonResponse:
         _engine, voice, speed, sample_rate = await sync_to_async(resolve)(
             payload.get("text"), payload.get("voice_id"), payload.get("speed")
         )
+        await sync_to_async(check_cost)(caller, payload["text"])
         token = await SpeechToken.objects.acreate(
             token=secrets.token_urlsafe(32),
             user=caller.user,
@@ -192,6 +193,7 @@ async def speech(request: HttpRequest) -> HttpResponse:
         engine, voice, speed, sample_rate = await sync_to_async(resolve)(
             payload.get("input"), payload.get("voice"), payload.get("speed"), text_param="input", voice_param="voice"
         )
+        await sync_to_async(check_cost)(caller, payload["input"])
     except ApiError as error:
         return openai_error(error)
 

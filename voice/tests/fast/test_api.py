@@ -76,6 +76,23 @@ def test_rate_limit_per_key(client, key, settings):
 
 
 @pytest.mark.django_db
+def test_what_a_key_may_have_spoken_is_counted_in_characters(client, key, settings, tone_engine):
+    settings.VOICE_API_CHARS_PER_MINUTE = 100
+    said = "Forty characters of speech, said aloud. "
+    statuses = [
+        client.post(SPEECH, {"input": said, "response_format": "pcm"}, content_type="application/json", **bearer(key))
+        for _ in range(3)
+    ]
+    assert [response.status_code for response in statuses[:2]] == [200, 200]
+    refused = statuses[2].json()["error"]
+    assert statuses[2].status_code == 429 and refused["code"] == "characters_rate_limited"
+    assert refused["type"] == "rate_limit_error" and "100 characters" in refused["message"]
+    # The Vivoka-style token is counted when it is asked for, before any synthesis.
+    response = client.post(SYNTHESIZE, {"text": "Hi."}, content_type="application/json", **bearer(key))
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db
 def test_create_api_key_prints_the_key_last(user, capsys):
     call_command("create_api_key", user.username, "--name", "kiosk")
     plain = capsys.readouterr().out.strip().splitlines()[-1]
