@@ -261,7 +261,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.handsfree.feed(pcm)
             if self.handsfree is not None and time.monotonic() - self.listening_claimed > limits.LEASE / 4:
                 self.listening_claimed = time.monotonic()
-                await limits.claim(self.scope["user"].pk, self.channel_name)  # renewed, even past a lowered limit
+                # Renewed, even past a lowered limit; but a claim that lapsed while nothing was sent may have
+                # been taken by another socket meanwhile: then this one stops listening.
+                if not await limits.claim(self.scope["user"].pk, self.channel_name):
+                    await self.end_handsfree(protocol.ListenOff.LIMIT)
             return
         if self.listening is None:
             if not self.stray_audio_reported:  # once, not once per frame

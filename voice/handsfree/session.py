@@ -158,6 +158,8 @@ class HandsFreeSession:
         if len(pcm) % 2:
             raise BadAudio("PCM16 frames must hold whole samples (an even number of bytes).")
         ahead = settings.VOICE_HANDSFREE_AHEAD_SECONDS
+        # Time the microphone sent nothing is no credit: after a quiet hour, not an hour of audio at once.
+        self._began = max(self._began, time.monotonic() - self.detector.seconds)
         if self.detector.seconds + len(pcm) / (2 * SAMPLE_RATE) > time.monotonic() - self._began + ahead:
             if self.canceller is not None:
                 self.canceller.skipped(pcm)  # captured all the same: the samples after it come later

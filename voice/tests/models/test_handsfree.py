@@ -9,12 +9,13 @@ import pytest
 
 from bench.stt import spoken, word_error_rate, words
 from voice import audio
+from voice.handsfree import limits
 from voice.handsfree.canceller import CancellerFailed, EchoCanceller
 from voice.handsfree.detector import OnsetFaded, SpeechOnset
 from voice.handsfree.session import silero_turns
 from voice.metrics import DRAFTS, ECHO_CANCELLER_FAILURES, TURN_VERDICTS
 from voice.models import Message
-from voice.tests.helpers import connect, events, first_audio, noise, receive_frame, silence, until
+from voice.tests.helpers import connect, events, eventually, first_audio, noise, receive_frame, silence, until
 from voice.tests.speaker import SpeakerPage, along
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.realtime]
@@ -397,6 +398,38 @@ async def test_limits_idle_and_push_to_talk_while_listening(conversation, user, 
     await listen(second)
     for tab in (first, second):
         await tab.disconnect()
+
+
+async def test_a_socket_whose_claim_lapsed_while_it_sent_nothing_stops_when_another_took_its_place(
+    conversation, user, tone_engine, handsfree, settings, monkeypatch
+):
+    settings.VOICE_HANDSFREE_SOCKETS_PER_USER = 1
+    monkeypatch.setattr(limits, "LEASE", 0.5)  # seconds; renewed every eighth of a second of audio
+    first, second = await connect(conversation, user), await connect(conversation, user)
+    await listen(first)
+    # The first sends nothing: its claim lapses, and the second takes the place.
+    await eventually(lambda: limits.claim(user.pk, "probe"), seconds=5)
+    await limits.release(user.pk, "probe")
+    await listen(second)
+    # When the first sends audio again, it is not listening past the limit: it is told it is off.
+    await talk(first, silence(0.3), as_spoken=True)
+    off = await until(first, lambda e: e["type"] == "listen.state", seconds=10)
+    assert events(off, "listen.state")[-1] == {"type": "listen.state", "state": "off", "reason": "limit"}
+    for tab in (first, second):
+        await tab.disconnect()
+
+
+async def test_time_the_microphone_sent_nothing_is_no_credit_for_audio_faster_than_speech(
+    conversation, user, tone_engine, settings
+):
+    settings.VOICE_HANDSFREE_AHEAD_SECONDS = 0.5
+    tab = await connect(conversation, user)
+    await listen(tab)
+    await asyncio.sleep(1.5)  # the time itself is the condition: a quiet microphone
+    await talk(tab, silence(1.5))  # more than the half second it may be ahead, at once
+    frames = await until(tab, lambda e: e["type"] == "error", seconds=10)
+    assert events(frames, "error")[-1]["code"] == "audio_too_fast"
+    await tab.disconnect()
 
 
 def a_short_sound(voice: bytes) -> bytes:
