@@ -193,6 +193,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Sent again after a reconnect, but already stored: confirm it, once.
             await self.send_event(protocol.StoredMessage.of(stored_before), requested_here=True)
 
+    @property
+    def account(self) -> str:
+        """Whose work this socket's is, for the shares of work each account may hold at once."""
+        return f"user:{self.scope['user'].pk}"
+
     async def within_rate_limit(self, code: str, limit: int, what: str) -> None:
         """Count one more ``what`` for this user (all tabs together); ProtocolError ``code`` past ``limit`` a minute."""
         if not await ratelimit.aallow(f"{code}:{self.scope['user'].pk}", limit):
@@ -252,7 +257,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except protocol.ProtocolError:
             self.stray_audio_reported = self.utterance_failed = True  # its audio and speech.end: dropped quietly
             raise
-        self.listening = Listening(self.send_event)
+        self.listening = Listening(self.send_event, owner=self.account)
         # The person starts talking: whatever the assistant says stops now, as for a typed query.
         await self.turns.stop(Message.Status.INTERRUPTED, event.interrupted)
 
@@ -335,7 +340,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     f"Hands-free mode is on in {limit} other tabs or devices already: turn it off there first.",
                 )
             self.listening_claimed = time.monotonic()
-            session = HandsFreeSession(self, self.playback)
+            session = HandsFreeSession(self, self.playback, owner=self.account)
             try:
                 await session.start()
             except Exception:

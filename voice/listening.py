@@ -29,8 +29,11 @@ SILENCE_RMS = 0.01
 
 
 class Listening:
-    def __init__(self, send: Callable[[protocol.Event], Awaitable[None]], language: str | None = None) -> None:
+    def __init__(
+        self, send: Callable[[protocol.Event], Awaitable[None]], language: str | None = None, owner: str | None = None
+    ) -> None:
         self.send = send
+        self.owner = owner  # the account its transcriptions count against (VOICE_STT_USER_JOBS)
         self.utterance = Utterance(language=language)
         self._partial: asyncio.Task | None = None
         self._partial_bytes = 0  # audio the latest partial covered
@@ -51,7 +54,7 @@ class Listening:
     async def _send_partial(self) -> None:
         pcm = self.utterance.pcm()
         try:
-            transcript = await transcription().transcribe(pcm, self.utterance.language)
+            transcript = await transcription().transcribe(pcm, self.utterance.language, self.owner)
         except STTError as exc:
             logger.info("A partial transcript failed: %s", exc)
             return
@@ -67,7 +70,7 @@ class Listening:
         if self._latest is not None and only_silence_after(pcm, self._latest_bytes):
             transcript = self._latest  # nothing but a pause since it was made
         else:
-            transcript = await transcription().transcribe(pcm, self.utterance.language)
+            transcript = await transcription().transcribe(pcm, self.utterance.language, self.owner)
         if not transcript.text:
             raise NoSpeech(f"No words in {self.utterance.duration:.1f} s of audio.")
         return transcript

@@ -495,6 +495,7 @@ VOICE_STT_QUEUE_LIMIT = env_int("VOICE_STT_QUEUE_LIMIT", 8)
 # Seconds of new audio between live partial transcripts while someone speaks
 # (each costs about a second of CPU); 0: only the final transcript.
 VOICE_STT_PARTIAL_SECONDS = env_float("VOICE_STT_PARTIAL_SECONDS", 2.0)
+VOICE_STT_USER_JOBS = env_int("VOICE_STT_USER_JOBS", 4)
 # --- End of speech to text ----------------------------------------------------
 # --- Hands-free mode (voice.handsfree; docs/handsfree.md has the measurements) --
 # Speech must last this long (Silero p > 0.5) to start a turn: clicks and coughs never do.

@@ -127,8 +127,10 @@ class HandsFreeSession:
         language: str | None = None,
         detector: EndOfTurn | None = None,
         cancel_echo: bool | None = None,
+        owner: str | None = None,
     ) -> None:
         self.host = host
+        self.owner = owner  # the account its transcriptions count against (VOICE_STT_USER_JOBS)
         self.playback = playback
         self.barge_in = BargeIn(playback)
         self.language = language
@@ -299,7 +301,7 @@ class HandsFreeSession:
             return
         turn.partial_due = None
         turn.partial_voiced = going_on.voiced
-        turn.partial = self._spawn(transcription().transcribe(going_on.audio, self.language))
+        turn.partial = self._spawn(transcription().transcribe(going_on.audio, self.language, self.owner))
         self._spawn(self._show_partial(turn, turn.partial))
 
     async def _show_partial(self, turn: Turn, partial: asyncio.Task) -> None:
@@ -322,7 +324,7 @@ class HandsFreeSession:
         if turn.partial is not None and turn.partial_voiced == turn.eager_voiced:
             turn.eager = turn.partial  # it heard every word already: it is the final transcription
         else:
-            turn.eager = self._spawn(transcription().transcribe(quiet.audio, self.language))
+            turn.eager = self._spawn(transcription().transcribe(quiet.audio, self.language, self.owner))
         # Not over a reply (playing, or paused for this turn): there the words may be its echo, and a turn cut
         # sooner is a shorter fragment for the word judge.
         if self._judges_words and self.playback.speaking() is None:
@@ -441,7 +443,7 @@ class HandsFreeSession:
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():
                     raise  # this turn is being dropped, not just its speculative pass
-        return await transcription().transcribe(ended.audio, self.language)
+        return await transcription().transcribe(ended.audio, self.language, self.owner)
 
     async def _give_up(
         self, turn: Turn, reason: protocol.DiscardReason, error: protocol.ErrorEvent | None = None

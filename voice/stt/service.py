@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from django.conf import settings
 
@@ -55,6 +56,7 @@ class Transcription:
             warm=[Work.of(warm_up, self.engine)],
             name="voice-stt",
         )
+        self._held: Counter[str] = Counter()  # transcriptions queued or running, by account
 
     def start(self) -> Transcription:
         self.pool.start()
@@ -68,14 +70,33 @@ class Transcription:
         """Transcriptions waiting for a slot: optional work (partials) waits until there are none."""
         return len(self.pool.queue)
 
-    async def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript:
+    async def transcribe(self, pcm: bytes, language: str | None = None, owner: str | None = None) -> Transcript:
         """What was said in ``pcm`` (mono PCM16 at 16 kHz); STTError if it could not be heard.
 
         TranscriberBusy at once when VOICE_STT_QUEUE_LIMIT transcriptions wait
-        already: a flood from a few sockets must not stall voice input for all.
+        already: a flood from a few sockets must not stall voice input for all;
+        and when ``owner`` (an account) has VOICE_STT_USER_JOBS of its own queued
+        or running: one account's tabs must not fill the queue for everyone.
         """
         if self.waiting >= settings.VOICE_STT_QUEUE_LIMIT:
             raise TranscriberBusy(f"{self.waiting} transcriptions are waiting.")
+        share = settings.VOICE_STT_USER_JOBS
+        if owner is not None and share > 0 and self._held[owner] >= share:
+            raise TranscriberBusy(
+                f"{owner} has {share} transcriptions queued or running.",
+                public_message="Your other tabs' speech is still being transcribed; try again in a moment.",
+            )
+        if owner is not None:
+            self._held[owner] += 1
+        try:
+            return await self._transcribe(pcm, language)
+        finally:
+            if owner is not None:
+                self._held[owner] -= 1
+                if not self._held[owner]:
+                    del self._held[owner]
+
+    async def _transcribe(self, pcm: bytes, language: str | None) -> Transcript:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future = loop.create_future()
 

@@ -185,6 +185,53 @@ async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings)
     assert [t.text for t in await asyncio.gather(running, *waiting)] == ["0.5 seconds"] * 3
 
 
+async def test_one_account_holds_only_its_share_of_transcriptions(settings):
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+    settings.VOICE_STT_USER_JOBS = 2
+    GatedTranscriber.gate.clear()
+    GatedTranscriber.started.clear()
+    service = transcription()
+    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
+    try:
+        held = [asyncio.create_task(service.transcribe(loud, owner="user:1")) for _ in range(2)]
+        await eventually(lambda: GatedTranscriber.started.is_set() and len(service.pool.queue) == 1)
+        with pytest.raises(TranscriberBusy) as refused:
+            await service.transcribe(loud, owner="user:1")
+        assert "Your other tabs" in refused.value.public_message
+        other = asyncio.create_task(service.transcribe(loud, owner="user:2"))  # another account still gets in
+        await eventually(lambda: len(service.pool.queue) == 2)
+    finally:
+        GatedTranscriber.gate.set()
+    assert [t.text for t in await asyncio.gather(*held, other)] == ["0.5 seconds"] * 3
+    assert not service._held  # given back: the account may speak again
+    assert (await service.transcribe(loud, owner="user:1")).text == "0.5 seconds"
+
+
+async def test_one_accounts_tabs_share_its_transcriptions(conversation, user, tone_engine, settings):
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+    settings.VOICE_STT_USER_JOBS = 1
+    GatedTranscriber.gate.clear()
+    GatedTranscriber.started.clear()
+    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
+    first, second = await connect(conversation, user), await connect(conversation, user)
+    try:
+        for tab in (first, second):
+            await tab.send_json_to({"type": "speech.start", "format": "pcm_s16le", "sample_rate": 16000})
+            await tab.send_to(bytes_data=loud)
+            await tab.send_json_to({"type": "speech.end"})
+            if tab is first:
+                await eventually(GatedTranscriber.started.is_set)
+        # The first tab's words are being heard: the same account's second tab waits its turn, told so at once.
+        (kind, error) = await receive_frame(second)
+        assert (kind, error["code"]) == ("event", "stt_busy") and "Your other tabs" in error["message"]
+    finally:
+        GatedTranscriber.gate.set()
+    frames = await until_done(first)
+    assert events(frames, "message")[0]["message"]["text"] == "0.5 seconds"
+    await first.disconnect()
+    await second.disconnect()
+
+
 async def test_push_to_talk_partials_wait_while_other_transcriptions_queue(settings):
     settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
     settings.VOICE_STT_PARTIAL_SECONDS = 1.0
