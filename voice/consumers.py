@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -38,6 +39,10 @@ from .stt import STTError
 from .turns import QueryRecording, Turns, Unavailable
 
 logger = logging.getLogger(__name__)
+
+# Chat sockets open in this process, by user: each holds memory (an utterance's audio, a hands-free session), so
+# one account cannot open any number (VOICE_SOCKETS_PER_USER).
+open_sockets: Counter[int] = Counter()
 
 # Events that stop or switch something, counted together per user (VOICE_CONTROL_RATE_LIMIT).
 CONTROL_EVENTS = (protocol.Cancel, protocol.Heard, protocol.SpeechCancel, protocol.ListenStart, protocol.ListenStop)
@@ -63,6 +68,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Also for conversations that do not exist: ids are not to be probed.
             await self._refuse(Close.FORBIDDEN)
             return
+        limit = settings.VOICE_SOCKETS_PER_USER
+        if limit and open_sockets[user.pk] >= limit:
+            await self._refuse(Close.TOO_MANY_SOCKETS)
+            return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.base64_audio = query.get("audio", [""])[0] == "base64"
         self.turns = Turns(self.conversation, self.channel_layer, self.channel_name)
@@ -82,6 +91,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=Close.UNAVAILABLE)
             return
         self.joined = True
+        open_sockets[user.pk] += 1
         metrics.ACTIVE_SOCKETS.inc()
         await self.accept()
 
@@ -108,6 +118,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.joined:
             return
         self.joined = False  # from here on, receive() ignores the client
+        user_pk = self.scope["user"].pk
+        open_sockets[user_pk] -= 1
+        if open_sockets[user_pk] <= 0:
+            del open_sockets[user_pk]
         metrics.ACTIVE_SOCKETS.dec()
         for group in (self.conversation.group_name, user_group(self.scope["user"].pk)):
             try:

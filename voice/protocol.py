@@ -63,6 +63,7 @@ class Close:
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
     NOT_FOUND = 4404
+    TOO_MANY_SOCKETS = 4429  # the user has VOICE_SOCKETS_PER_USER open in this process already
     UNAVAILABLE = 4503
 
     @classmethod

@@ -388,6 +388,7 @@ VOICE_PAGE_MESSAGES = env_int("VOICE_PAGE_MESSAGES", 50)
 VOICE_SPEECH_RATE_LIMIT = env_int("VOICE_SPEECH_RATE_LIMIT", 20)
 VOICE_CONTROL_RATE_LIMIT = env_int("VOICE_CONTROL_RATE_LIMIT", 120)
 VOICE_USER_REPLIES = env_int("VOICE_USER_REPLIES", 4)
+VOICE_SOCKETS_PER_USER = env_int("VOICE_SOCKETS_PER_USER", 30)
 # A reply in production saves its progress and refreshes its heartbeat this
 # often (seconds); one whose heartbeat is older than VOICE_REPLY_STALE_AFTER is
 # finalized as interrupted. Every process looks for such replies this often.

@@ -74,7 +74,11 @@ class ChatSocket {
       }
       chat.dataset.connection = "reconnecting";
       this.onlost?.();
-      statusLine.textContent = `Connection lost. Reconnecting in ${(this.#reconnectDelay / 1000).toFixed(1)} s…`;
+      const retry = `${(this.#reconnectDelay / 1000).toFixed(1)} s`;
+      statusLine.textContent =
+        event.code === CLOSE.TOO_MANY_SOCKETS
+          ? `Too many tabs of your account are open. Close some; this one tries again in ${retry}…`
+          : `Connection lost. Reconnecting in ${retry}…`;
       this.#reconnectTimer = setTimeout(() => this.connect(), this.#reconnectDelay);
       // Exponential backoff with jitter, so many tabs do not reconnect in step.
       this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, 15000) * (0.8 + Math.random() * 0.4);

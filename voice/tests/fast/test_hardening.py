@@ -12,12 +12,20 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 
-from voice import ratelimit
+from voice import protocol, ratelimit
 from voice.exceptions import TranscriberBusy
 from voice.listening import Listening
 from voice.models import ApiKey, Conversation, Message
 from voice.stt.service import transcription
-from voice.tests.helpers import connect, events, eventually, receive_frame, session_headers, until_done
+from voice.tests.helpers import (
+    chat_communicator,
+    connect,
+    events,
+    eventually,
+    receive_frame,
+    session_headers,
+    until_done,
+)
 from voice.tests.transcribers import GatedTranscriber, SecondsTranscriber
 from voice.turns import Turns
 from voiceproject.asgi import application
@@ -109,6 +117,20 @@ async def test_one_account_writes_only_its_share_of_replies_at_once(conversation
     await until_done(tab)
     await tab.disconnect()
     assert await Message.objects.filter(text="Now there is room.").aexists()
+
+
+async def test_one_account_holds_only_so_many_sockets(conversation, user, settings):
+    settings.VOICE_SOCKETS_PER_USER = 2
+    tabs = [await connect(conversation, user) for _ in range(2)]
+    extra = chat_communicator(conversation.pk, await sync_to_async(session_headers)(user))
+    connected, _ = await extra.connect()
+    assert connected  # accepted first, so that the page sees why
+    assert await extra.receive_output(5) == {"type": "websocket.close", "code": protocol.Close.TOO_MANY_SOCKETS}
+    await tabs.pop().disconnect()
+    tabs.append(await connect(conversation, user))  # one closed: there is room again
+    assert await tabs[-1].receive_nothing(timeout=0.3)  # and it stays open
+    for tab in tabs:
+        await tab.disconnect()
 
 
 async def test_requests_at_the_same_moment_each_count():
