@@ -76,6 +76,13 @@ class Site:
             "VOICE_RESPONDER": "readaloud",
             # Tests ask faster than people do.
             "VOICE_CHAT_RATE_LIMIT": "0",
+            # Live tests and the bench play many people with the one demo account: what one account may hold at
+            # once would refuse them (each share has tests of its own, in this process).
+            "VOICE_USER_REPLIES": "0",
+            "VOICE_SOCKETS_PER_USER": "0",
+            "VOICE_STT_USER_JOBS": "0",
+            "VOICE_CONTROL_RATE_LIMIT": "0",
+            "VOICE_API_CHARS_PER_MINUTE": "0",
             **env,
         }
         inherited = self.env.get("DATABASE_URL", "")
