@@ -391,6 +391,7 @@ def _hands_free(repeats: int, quick: bool) -> dict:
                 VOICE_HANDSFREE_ECHO_CANCELLER=str(cancel).lower(),
                 # One user asks in three conversations at once, 60 questions in a few minutes: not a limit test.
                 VOICE_CHAT_RATE_LIMIT="1000",
+                VOICE_HANDSFREE_SOCKETS_PER_USER=str(len(handsfree.ECHO_LEVELS_DB)),  # each level listens
             )
             server = DaphneServer(site.setup()).start()
             try:

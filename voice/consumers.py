@@ -278,11 +278,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_audio(self, pcm: bytes) -> None:
         if self.handsfree is not None:
             await self.handsfree.feed(pcm)
-            if self.handsfree is not None and time.monotonic() - self.listening_claimed > limits.LEASE / 4:
+            since = time.monotonic() - self.listening_claimed
+            if self.handsfree is not None and since > limits.LEASE / 4:
                 self.listening_claimed = time.monotonic()
                 # Renewed, even past a lowered limit; but a claim that lapsed while nothing was sent may have
                 # been taken by another socket meanwhile: then this one stops listening.
-                if not await limits.claim(self.scope["user"].pk, self.channel_name):
+                renewal = since < limits.LEASE
+                if not await limits.claim(self.scope["user"].pk, self.channel_name, renewal=renewal):
                     await self.end_handsfree(protocol.ListenOff.LIMIT)
             return
         if self.listening is None:

@@ -29,11 +29,16 @@ async def _live(user_pk: int) -> dict[str, float]:
     return {channel: until for channel, until in claims.items() if until > now}
 
 
-async def claim(user_pk: int, channel: str) -> bool:
-    """Count ``channel`` as listening for ``user_pk``; False if that would pass the limit."""
+async def claim(user_pk: int, channel: str, renewal: bool = False) -> bool:
+    """Count ``channel`` as listening for ``user_pk``; False if that would pass the limit.
+
+    ``renewal``: the channel's claim cannot have lapsed yet. If it is missing all the same, another socket's
+    write replaced the map meanwhile (the read and the write are not one step): it is put back, whatever the
+    count.
+    """
     limit = settings.VOICE_HANDSFREE_SOCKETS_PER_USER
     claims = await _live(user_pk)
-    if channel not in claims and limit > 0 and len(claims) >= limit:
+    if not renewal and channel not in claims and limit > 0 and len(claims) >= limit:
         return False
     claims[channel] = time.time() + LEASE
     await cache.aset(_key(user_pk), claims, timeout=LEASE)
