@@ -162,6 +162,17 @@ async def test_a_flood_of_stops_is_refused_before_it_costs_database_work(convers
 
 SECONDS = "voice.tests.transcribers.SecondsTranscriber"
 SILENCE = bytes(16000)  # half a second
+LOUD = np.full(8000, 8000, dtype="<i2").tobytes()  # half a second of sound: transcribed, never skipped as silence
+
+
+@pytest.fixture
+def gated_transcriber(settings):
+    """Transcriptions in threads of this process, each waiting until the test opens ``GatedTranscriber.gate``."""
+    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+    GatedTranscriber.gate.clear()
+    GatedTranscriber.started.clear()
+    yield GatedTranscriber
+    GatedTranscriber.gate.set()
 
 
 async def test_a_flood_of_utterances_is_refused_before_it_costs_transcriptions(conversation, user, settings):
@@ -186,20 +197,16 @@ async def test_a_flood_of_utterances_is_refused_before_it_costs_transcriptions(c
     assert not await Message.objects.aexists()
 
 
-async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings):
-    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings, gated_transcriber):
     settings.VOICE_STT_QUEUE_LIMIT = 2
-    GatedTranscriber.gate.clear()
-    GatedTranscriber.started.clear()
     service = transcription()
-    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
     try:
-        running = asyncio.create_task(service.transcribe(loud))
+        running = asyncio.create_task(service.transcribe(LOUD))
         await eventually(GatedTranscriber.started.is_set)
-        waiting = [asyncio.create_task(service.transcribe(loud)) for _ in range(2)]
+        waiting = [asyncio.create_task(service.transcribe(LOUD)) for _ in range(2)]
         await eventually(lambda: len(service.pool.queue) == 2)
         with pytest.raises(TranscriberBusy) as refused:
-            await service.transcribe(loud)
+            await service.transcribe(LOUD)
         assert refused.value.code == "stt_busy" and "busy" in refused.value.public_message
     finally:
         GatedTranscriber.gate.set()
@@ -207,39 +214,31 @@ async def test_transcriptions_past_the_queue_limit_are_refused_at_once(settings)
     assert [t.text for t in await asyncio.gather(running, *waiting)] == ["0.5 seconds"] * 3
 
 
-async def test_one_account_holds_only_its_share_of_transcriptions(settings):
-    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+async def test_one_account_holds_only_its_share_of_transcriptions(settings, gated_transcriber):
     settings.VOICE_STT_USER_JOBS = 2
-    GatedTranscriber.gate.clear()
-    GatedTranscriber.started.clear()
     service = transcription()
-    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
     try:
-        held = [asyncio.create_task(service.transcribe(loud, owner="user:1")) for _ in range(2)]
+        held = [asyncio.create_task(service.transcribe(LOUD, owner="user:1")) for _ in range(2)]
         await eventually(lambda: GatedTranscriber.started.is_set() and len(service.pool.queue) == 1)
         with pytest.raises(TranscriberBusy) as refused:
-            await service.transcribe(loud, owner="user:1")
+            await service.transcribe(LOUD, owner="user:1")
         assert "Your other tabs" in refused.value.public_message
-        other = asyncio.create_task(service.transcribe(loud, owner="user:2"))  # another account still gets in
+        other = asyncio.create_task(service.transcribe(LOUD, owner="user:2"))  # another account still gets in
         await eventually(lambda: len(service.pool.queue) == 2)
     finally:
         GatedTranscriber.gate.set()
     assert [t.text for t in await asyncio.gather(*held, other)] == ["0.5 seconds"] * 3
     assert not service._held  # given back: the account may speak again
-    assert (await service.transcribe(loud, owner="user:1")).text == "0.5 seconds"
+    assert (await service.transcribe(LOUD, owner="user:1")).text == "0.5 seconds"
 
 
-async def test_one_accounts_tabs_share_its_transcriptions(conversation, user, tone_engine, settings):
-    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+async def test_one_accounts_tabs_share_its_transcriptions(conversation, user, tone_engine, settings, gated_transcriber):
     settings.VOICE_STT_USER_JOBS = 1
-    GatedTranscriber.gate.clear()
-    GatedTranscriber.started.clear()
-    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
     first, second = await connect(conversation, user), await connect(conversation, user)
     try:
         for tab in (first, second):
             await tab.send_json_to({"type": "speech.start", "format": "pcm_s16le", "sample_rate": 16000})
-            await tab.send_to(bytes_data=loud)
+            await tab.send_to(bytes_data=LOUD)
             await tab.send_json_to({"type": "speech.end"})
             if tab is first:
                 await eventually(GatedTranscriber.started.is_set)
@@ -254,13 +253,9 @@ async def test_one_accounts_tabs_share_its_transcriptions(conversation, user, to
     await second.disconnect()
 
 
-async def test_push_to_talk_partials_wait_while_other_transcriptions_queue(settings):
-    settings.VOICE_STT_ENGINE, settings.VOICE_STT_PROCESSES = "voice.tests.transcribers.GatedTranscriber", 0
+async def test_push_to_talk_partials_wait_while_other_transcriptions_queue(settings, gated_transcriber):
     settings.VOICE_STT_PARTIAL_SECONDS = 1.0
-    GatedTranscriber.gate.clear()
-    GatedTranscriber.started.clear()
     service = transcription()
-    loud = (np.full(8000, 8000, dtype="<i2")).tobytes()
     sent = []
 
     async def send(event):
@@ -268,16 +263,16 @@ async def test_push_to_talk_partials_wait_while_other_transcriptions_queue(setti
 
     listening = Listening(send)
     try:
-        running = asyncio.create_task(service.transcribe(loud))
+        running = asyncio.create_task(service.transcribe(LOUD))
         await eventually(GatedTranscriber.started.is_set)
-        waiting = asyncio.create_task(service.transcribe(loud))
+        waiting = asyncio.create_task(service.transcribe(LOUD))
         await eventually(lambda: len(service.pool.queue) == 1)
-        listening.add(loud * 4)  # two seconds: a partial is due, and others' words wait
+        listening.add(LOUD * 4)  # two seconds: a partial is due, and others' words wait
         assert listening._partial is None
     finally:
         GatedTranscriber.gate.set()
     await asyncio.gather(running, waiting)
-    listening.add(loud * 2)  # nothing waits now: the partial goes
+    listening.add(LOUD * 2)  # nothing waits now: the partial goes
     await eventually(lambda: sent)
     assert sent[0].text == "3.0 seconds" and not sent[0].final
     listening.cancel()
